@@ -1,0 +1,109 @@
+"""``finpulse ingest replay FILE``: publish a historical CSV/JSONL file in time order, optionally paced."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from pydantic import ValidationError
+
+from monitor.schema import NewsItem
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnMap:
+    title: str = "title"
+    time: str = "published_at"
+    source: str = "source"
+    url: str = "url"
+    tickers: str = "tickers"
+    id: str = "id"
+    body: str = "body"
+    default_source: str = "replay"
+    timezone: str = "UTC"  # applied to naive timestamps
+
+
+def read_rows(path: Path) -> pd.DataFrame:
+    """CSV or JSONL (by extension; ``.json``/``.jsonl``/``.ndjson`` are JSON lines)."""
+    if path.suffix.lower() in {".jsonl", ".ndjson", ".json"}:
+        return pd.read_json(path, lines=True, dtype=False, convert_dates=False)
+    return pd.read_csv(path, dtype=str, keep_default_na=False)
+
+
+def _clean(v: Any) -> Any:
+    if v is None or (isinstance(v, float) and pd.isna(v)) or v == "":
+        return None
+    return v
+
+
+def parse_time(value: Any, tz: str) -> datetime:
+    ts = pd.Timestamp(value)
+    if ts.tzinfo is None:
+        ts = ts.tz_localize(tz)
+    return ts.tz_convert("UTC").to_pydatetime()
+
+
+def row_to_item(row: Mapping[str, Any], cols: ColumnMap) -> NewsItem:
+    """Pure: one input row → NewsItem (raises ValueError/ValidationError with the reason)."""
+    title = _clean(row.get(cols.title))
+    if title is None:
+        raise ValueError(f"missing title column {cols.title!r}")
+    when = _clean(row.get(cols.time))
+    if when is None:
+        raise ValueError(f"missing time column {cols.time!r}")
+    data = {
+        "id": str(_clean(row.get(cols.id)) or ""),
+        "title": str(title),
+        "published_at": parse_time(when, cols.timezone),
+        "source": str(_clean(row.get(cols.source)) or cols.default_source),
+        "url": _clean(row.get(cols.url)),
+        "body": _clean(row.get(cols.body)),
+        "tickers": _clean(row.get(cols.tickers)),
+    }
+    return NewsItem.model_validate(data)
+
+
+def load_items(path: Path, cols: ColumnMap) -> tuple[list[NewsItem], list[str]]:
+    """All valid items ordered by time, plus one error line per rejected row."""
+    df = read_rows(path)
+    items: list[NewsItem] = []
+    errors: list[str] = []
+    for n, row in enumerate(df.to_dict(orient="records"), start=1):
+        try:
+            items.append(row_to_item(row, cols))
+        except (ValueError, ValidationError, TypeError) as exc:
+            errors.append(f"row {n}: {str(exc).splitlines()[0][:200]}")
+    items.sort(key=lambda i: i.published_at)
+    return items, errors
+
+
+def paced(items: list[NewsItem], speed: float, sleep: Any = time.sleep) -> Iterator[NewsItem]:
+    """Yield items at ``speed``× the pace of their timestamps (0 = as fast as possible)."""
+    if speed <= 0 or not items:
+        yield from items
+        return
+    t0_data = items[0].published_at
+    t0_wall = time.monotonic()
+    for item in items:
+        due = (item.published_at - t0_data).total_seconds() / speed
+        ahead = due - (time.monotonic() - t0_wall)
+        if ahead > 0:
+            sleep(ahead)
+        yield item
+
+
+def to_jsonl(items: list[NewsItem]) -> str:
+    return "".join(json.dumps(i.model_dump(mode="json", exclude_none=True)) + "\n" for i in items)
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
