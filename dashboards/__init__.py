@@ -1,0 +1,1 @@
+"""FinPulse analyst dashboard: Streamlit pages (``app.py``, ``pages/``) over a pure data module (``data.py``)."""
