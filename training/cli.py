@@ -1,0 +1,148 @@
+"""``finpulse train | evaluate | classify | model prepare``. Heavy imports (torch) happen inside the commands so
+``finpulse --help`` stays fast."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from monitor.settings import Settings
+
+
+def _model_settings(args: argparse.Namespace, settings: Settings) -> Settings:
+    return settings.with_overrides(
+        model={
+            "path": getattr(args, "model", None),
+            "device": getattr(args, "device", None),
+            "dtype": getattr(args, "dtype", None),
+            "batch_size": getattr(args, "batch_size", None),
+            "threads": getattr(args, "threads", None),
+            "backbone": getattr(args, "backbone", None),
+        }
+    )
+
+
+def _add_model_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", help="model directory, 'tiny-random' or 'noop' (FINPULSE_MODEL_PATH)")
+    p.add_argument("--device", help="auto | cpu | cuda | cuda:N (FINPULSE_MODEL_DEVICE)")
+    p.add_argument("--dtype", choices=["auto", "fp32", "bf16"], help="FINPULSE_MODEL_DTYPE")
+    p.add_argument("--batch-size", type=int, help="inference batch size (FINPULSE_MODEL_BATCH_SIZE)")
+    p.add_argument("--threads", type=int, help="torch CPU threads, 0 = default (FINPULSE_MODEL_THREADS)")
+
+
+def _cmd_classify(args: argparse.Namespace, settings: Settings) -> int:
+    from monitor.classify import load_classifier
+
+    settings = _model_settings(args, settings)
+    classifier = load_classifier(settings.model)
+    if args.text:
+        for tag in classifier.predict([" ".join(args.text)]):
+            direction = "▲" if tag.sentiment_score > 0.2 else "▼" if tag.sentiment_score < -0.2 else "■"
+            print(
+                f"{direction} sentiment {tag.sentiment} ({tag.sentiment_confidence:.0%}, score "
+                f"{tag.sentiment_score:+.2f}) · topic {tag.topic} ({tag.topic_confidence:.0%}) · "
+                f"model {tag.model_version}"
+            )
+        return 0
+    from training.io import classify_jsonl
+
+    src = sys.stdin if args.input in (None, "-") else open(args.input, encoding="utf-8")
+    dst = sys.stdout if args.output in (None, "-") else open(args.output, "w", encoding="utf-8")
+    try:
+        bad = classify_jsonl(classifier, src, dst, chunk=max(settings.model.batch_size * 4, 256))
+    finally:
+        if src is not sys.stdin:
+            src.close()
+        if dst is not sys.stdout:
+            dst.close()
+    if bad:
+        print(f"{bad} input lines skipped (not JSON objects with a text)", file=sys.stderr)
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
+    from training.evaluate import evaluate_file, format_report
+
+    settings = _model_settings(args, settings)
+    report = evaluate_file(
+        Path(args.data),
+        args.task,
+        settings.model,
+        confusion_png=Path(args.confusion_png) if args.confusion_png else None,
+        calibration_png=Path(args.calibration_png) if args.calibration_png else None,
+    )
+    print(json.dumps(report.to_dict()) if args.json else format_report(report))
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace, settings: Settings) -> int:
+    from training.train import TrainConfig, run_training
+
+    settings = _model_settings(args, settings)
+    overrides: dict[str, Any] = {
+        k: v
+        for k, v in vars(args).items()
+        if k in TrainConfig.__dataclass_fields__ and v is not None and k not in ("func",)
+    }
+    config = TrainConfig(**overrides)
+    run_training(config, settings.model)
+    return 0
+
+
+def _cmd_prepare(args: argparse.Namespace, settings: Settings) -> int:
+    from monitor.backbone import resolve_backbone
+
+    settings = _model_settings(args, settings)
+    print(resolve_backbone(settings.model.backbone, settings.model.cache_dir))
+    return 0
+
+
+def add_commands(sub: Any) -> None:
+    p = sub.add_parser("classify", help="classify headlines: one on the command line, or JSONL in/out")
+    p.add_argument("text", nargs="*", help="a headline to classify (prints a readable answer)")
+    p.add_argument("--input", help="JSONL file with id,text per line ('-' = stdin, the default)")
+    p.add_argument("--output", help="JSONL output ('-' = stdout, the default)")
+    _add_model_flags(p)
+    p.set_defaults(func=_cmd_classify)
+
+    p = sub.add_parser("evaluate", help="per-class report of a model on a labelled CSV (text,label)")
+    p.add_argument("--data", required=True, help="CSV or JSONL with text,label (label names)")
+    p.add_argument("--task", required=True, choices=["sentiment", "topic"])
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    p.add_argument("--confusion-png", help="write a confusion-matrix figure here")
+    p.add_argument("--calibration-png", help="write a reliability diagram (ECE) here")
+    _add_model_flags(p)
+    p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("train", help="fine-tune the classifier (see docs/classifier.md)")
+    p.add_argument(
+        "--out", dest="out_dir", help="output model directory (default models/finpulse-smollm2-lora)"
+    )
+    p.add_argument("--data-dir", help="folder with the shared data sets (default ../shared/data)")
+    p.add_argument("--extra", action="append", dest="extra_data", help="extra CSV/JSONL: TASK:PATH")
+    p.add_argument("--mode", choices=["lora", "full", "heads-only"])
+    p.add_argument("--backbone", help="named GGUF backbone or HF folder (FINPULSE_MODEL_BACKBONE)")
+    p.add_argument("--num-layers", type=int, help="keep the first N backbone layers")
+    p.add_argument("--split-layer", type=int, help="freeze and cache states below this layer")
+    p.add_argument("--pooling", choices=["mean", "last"])
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--train-batch-size", type=int, dest="train_batch_size")
+    p.add_argument("--max-topic-examples", type=int, help="subsample the topic set (compute budget)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--patience", type=int, help="early stopping: evaluations without improvement")
+    p.add_argument("--work-dir", help="features cache + checkpoints (default CACHE_DIR/train)")
+    p.add_argument("--max-length", type=int)
+    p.add_argument("--device", help="auto | cpu | cuda")
+    p.add_argument("--dtype", choices=["auto", "fp32", "bf16"])
+    p.add_argument("--threads", type=int)
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("model", help="model utilities")
+    msub = p.add_subparsers(dest="model_command", metavar="ACTION")
+    q = msub.add_parser("prepare", help="convert the backbone into the cache folder (once)")
+    q.add_argument("--backbone", help="named GGUF backbone or HF folder (FINPULSE_MODEL_BACKBONE)")
+    q.set_defaults(func=_cmd_prepare)
