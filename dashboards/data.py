@@ -7,6 +7,7 @@ PostgreSQL. Nothing here imports Streamlit, so it is tested on its own.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -157,9 +158,20 @@ def headline_kpis(conn: Connection, f: Filters, baseline_start: datetime) -> pd.
 
 
 ALERT_COLUMNS = [
-    "id", "alert_key", "key_kind", "key_value", "window_start", "window_end", "fired_at", "severity",
-    "state", "attempts", "last_error", "sent_at", "details",
-]  # fmt: skip
+    "id",
+    "alert_key",
+    "key_kind",
+    "key_value",
+    "window_start",
+    "window_end",
+    "fired_at",
+    "severity",
+    "state",
+    "attempts",
+    "last_error",
+    "sent_at",
+    "details",
+]
 
 
 def fired_alerts(
@@ -177,6 +189,30 @@ def fired_alerts(
     return _frame(conn, stmt, ALERT_COLUMNS)
 
 
+def with_alert_numbers(fired: pd.DataFrame, max_columns: int = 8) -> pd.DataFrame:
+    """``fired_alerts`` plus one column per scalar number in the alerts' JSON ``details`` (count, share,
+    baseline, z, ...). Details that are not JSON objects add nothing."""
+    parsed = [_json_object(text) for text in fired["details"]]
+    keys: list[str] = []
+    for obj in parsed:
+        for key, value in obj.items():
+            if isinstance(value, int | float) and not isinstance(value, bool) and key not in keys:
+                keys.append(key)
+    out = fired.copy()
+    for key in keys[:max_columns]:
+        name = key if key not in out.columns else f"details.{key}"
+        out[name] = [obj.get(key) if isinstance(obj.get(key), int | float) else None for obj in parsed]
+    return out
+
+
+def _json_object(text: Any) -> dict[str, Any]:
+    try:
+        value = json.loads(text) if isinstance(text, str) else None
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
 def alert_state_counts(conn: Connection, start: datetime, end: datetime) -> pd.DataFrame:
     """Columns: state, alerts — how many alerts fired in [start, end) are pending / sent / failed."""
     stmt = (
@@ -189,9 +225,18 @@ def alert_state_counts(conn: Connection, start: datetime, end: datetime) -> pd.D
 
 
 HEADLINE_COLUMNS = [
-    "id", "published_at", "source", "title", "url", "topic", "sentiment", "sentiment_score",
-    "sentiment_confidence", "topic_confidence", "is_duplicate",
-]  # fmt: skip
+    "id",
+    "published_at",
+    "source",
+    "title",
+    "url",
+    "topic",
+    "sentiment",
+    "sentiment_score",
+    "sentiment_confidence",
+    "topic_confidence",
+    "is_duplicate",
+]
 
 
 def _headline_query(
@@ -214,7 +259,9 @@ def _headline_query(
         stmt = stmt.where(sa.func.lower(news_items.c.title).contains(search.strip().lower(), autoescape=True))
     if ticker:
         stmt = stmt.where(
-            news_items.c.id.in_(sa.select(news_tickers.c.item_id).where(news_tickers.c.ticker == ticker.upper()))
+            news_items.c.id.in_(
+                sa.select(news_tickers.c.item_id).where(news_tickers.c.ticker == ticker.upper())
+            )
         )
     return stmt
 
@@ -248,8 +295,10 @@ def headlines(
     ``url`` holds only http(s) links (see ``safe_url``); titles are returned verbatim — pages must render
     them as text.
     """
-    cols = [news_tags.c[c] if c in news_tags.c and c != "published_at" else news_items.c[c]
-            for c in HEADLINE_COLUMNS]  # fmt: skip
+    cols = [
+        news_tags.c[c] if c in news_tags.c and c != "published_at" else news_items.c[c]
+        for c in HEADLINE_COLUMNS
+    ]
     stmt = (
         _headline_query(f, search, sentiments, ticker, cols)
         .order_by(_newest_first(search), news_items.c.id)
@@ -282,10 +331,24 @@ def _tickers_by_item(conn: Connection, ids: Sequence[str]) -> dict[str, str]:
 
 
 DETAIL_COLUMNS = [
-    "id", "published_at", "source", "title", "body", "url", "lang", "is_duplicate", "duplicate_of",
-    "ingested_at", "topic", "topic_confidence", "sentiment", "sentiment_score", "sentiment_confidence",
-    "model_version", "tagged_at",
-]  # fmt: skip
+    "id",
+    "published_at",
+    "source",
+    "title",
+    "body",
+    "url",
+    "lang",
+    "is_duplicate",
+    "duplicate_of",
+    "ingested_at",
+    "topic",
+    "topic_confidence",
+    "sentiment",
+    "sentiment_score",
+    "sentiment_confidence",
+    "model_version",
+    "tagged_at",
+]
 
 
 def headline_detail(conn: Connection, item_id: str) -> pd.DataFrame:
@@ -308,8 +371,16 @@ def alert_headlines(
     """The headlines behind an alert: unique stories in its window for its key, most negative first."""
     f = Filters(start, end, (key_value,) if key_kind == "topic" else ())
     ticker = key_value if key_kind == "ticker" else None
-    cols = [news_items.c.id, news_items.c.published_at, news_items.c.source, news_items.c.title,
-            news_items.c.url, news_tags.c.topic, news_tags.c.sentiment, news_tags.c.sentiment_score]  # fmt: skip
+    cols = [
+        news_items.c.id,
+        news_items.c.published_at,
+        news_items.c.source,
+        news_items.c.title,
+        news_items.c.url,
+        news_tags.c.topic,
+        news_tags.c.sentiment,
+        news_tags.c.sentiment_score,
+    ]
     stmt = (
         _headline_query(f, "", (), ticker, cols)
         .order_by(news_tags.c.sentiment_score, news_items.c.published_at.desc())
@@ -355,7 +426,15 @@ def ticker_movers(
     out["prev_negative_share"] = out["prev_negative"] / prev
     out["share_change"] = out["negative_share"] - out["prev_negative_share"].fillna(0.0)
     out = out.sort_values(["share_change", "items"], ascending=[False, False]).head(limit)
-    keep = ["ticker", "items", "negative_share", "avg_score", "prev_items", "prev_negative_share", "share_change"]
+    keep = [
+        "ticker",
+        "items",
+        "negative_share",
+        "avg_score",
+        "prev_items",
+        "prev_negative_share",
+        "share_change",
+    ]
     return out[keep].reset_index(drop=True)
 
 
@@ -387,8 +466,16 @@ def list_sources(conn: Connection, limit: int = 500) -> list[str]:
     return [r[0] for r in conn.execute(stmt)]
 
 
-HEARTBEAT_COLUMNS = ["worker_id", "updated_at", "model_version", "items_total", "dlq_total",
-                     "items_per_second", "lag", "last_batch_ms"]  # fmt: skip
+HEARTBEAT_COLUMNS = [
+    "worker_id",
+    "updated_at",
+    "model_version",
+    "items_total",
+    "dlq_total",
+    "items_per_second",
+    "lag",
+    "last_batch_ms",
+]
 
 
 def worker_heartbeats_frame(conn: Connection) -> pd.DataFrame:
@@ -412,7 +499,9 @@ def table_stats(conn: Connection) -> pd.DataFrame:
     ]
     rows = []
     for table, time_col in specs:
-        count, latest = conn.execute(sa.select(sa.func.count(), sa.func.max(time_col)).select_from(table)).one()
+        count, latest = conn.execute(
+            sa.select(sa.func.count(), sa.func.max(time_col)).select_from(table)
+        ).one()
         rows.append({"table": table.name, "rows": int(count), "latest": _as_utc(latest)})
     return pd.DataFrame(rows, columns=["table", "rows", "latest"])
 

@@ -60,38 +60,67 @@ def _rows(n: int, now: datetime, span: timedelta, rng: random.Random, start_inde
         item_id = f"demo-{k}"
         yield (
             {
-                "id": item_id, "published_at": published, "source": rng.choice(SOURCES), "title": title,
-                "body": f"Synthetic demo story {k} about ${ticker}.", "url": f"https://news.example.com/{k}",
-                "lang": "en", "story_key": story_key(title), "is_duplicate": k % 37 == 5,
-                "duplicate_of": None, "ingested_at": published + timedelta(seconds=2),
+                "id": item_id,
+                "published_at": published,
+                "source": rng.choice(SOURCES),
+                "title": title,
+                "body": f"Synthetic demo story {k} about ${ticker}.",
+                "url": f"https://news.example.com/{k}",
+                "lang": "en",
+                "story_key": story_key(title),
+                "is_duplicate": k % 37 == 5,
+                "duplicate_of": None,
+                "ingested_at": published + timedelta(seconds=2),
             },
             {
-                "item_id": item_id, "published_at": published, "is_duplicate": k % 37 == 5, "topic": topic,
-                "topic_confidence": rng.uniform(0.5, 0.99), "sentiment": sentiment, "sentiment_score": score,
-                "sentiment_confidence": rng.uniform(0.5, 0.99), "model_version": MODEL_VERSION,
+                "item_id": item_id,
+                "published_at": published,
+                "is_duplicate": k % 37 == 5,
+                "topic": topic,
+                "topic_confidence": rng.uniform(0.5, 0.99),
+                "sentiment": sentiment,
+                "sentiment_score": score,
+                "sentiment_confidence": rng.uniform(0.5, 0.99),
+                "model_version": MODEL_VERSION,
                 "tagged_at": published + timedelta(seconds=3),
             },
             {"item_id": item_id, "ticker": ticker, "published_at": published},
-        )  # fmt: skip
+        )
 
 
-def demo_alert(now: datetime, key_kind: str = "topic", key_value: str = SPIKE_TOPIC, state: str = "sent",
-               minutes_ago: int = 10) -> dict[str, Any]:  # fmt: skip
+def demo_alert(
+    now: datetime,
+    key_kind: str = "topic",
+    key_value: str = SPIKE_TOPIC,
+    state: str = "sent",
+    minutes_ago: int = 10,
+) -> dict[str, Any]:
     """One alerts row shaped like the detector's."""
     fired = now - timedelta(minutes=minutes_ago)
     return {
         "alert_key": f"{key_kind}:{key_value}:{fired.isoformat()}",
-        "key_kind": key_kind, "key_value": key_value,
-        "window_start": fired - timedelta(hours=1), "window_end": fired, "fired_at": fired,
-        "severity": "high", "state": state, "attempts": 1 if state != "pending" else 0,
+        "key_kind": key_kind,
+        "key_value": key_value,
+        "window_start": fired - timedelta(hours=1),
+        "window_end": fired,
+        "fired_at": fired,
+        "severity": "high",
+        "state": state,
+        "attempts": 1 if state != "pending" else 0,
         "last_error": "HTTP 500 from webhook" if state == "failed" else None,
         "sent_at": fired + timedelta(seconds=1) if state == "sent" else None,
         "details": json.dumps({"count": 42, "negative": 30, "share": 0.71, "baseline_share": 0.25, "z": 4.2}),
-    }  # fmt: skip
+    }
 
 
-def seed_demo(engine: Engine, items: int, now: datetime | None = None, span: timedelta = timedelta(days=30),
-              seed: int = 7, chunk: int = 20_000) -> SeedCounts:  # fmt: skip
+def seed_demo(
+    engine: Engine,
+    items: int,
+    now: datetime | None = None,
+    span: timedelta = timedelta(days=30),
+    seed: int = 7,
+    chunk: int = 20_000,
+) -> SeedCounts:
     """Create the schema if needed and insert ``items`` synthetic tagged items (plus tickers, three alerts
     in different states and two worker heartbeats). Deterministic for a given ``seed`` and ``now``."""
     now = now or datetime.now(UTC)
@@ -115,12 +144,19 @@ def seed_demo(engine: Engine, items: int, now: datetime | None = None, span: tim
         conn.execute(
             worker_heartbeats.insert(),
             [
-                {"worker_id": f"worker-{i}", "updated_at": now - timedelta(seconds=5 * i),
-                 "model_version": MODEL_VERSION, "items_total": 1000 * (i + 1), "dlq_total": i,
-                 "items_per_second": 40.0 + i, "lag": 12 * i, "last_batch_ms": 850.0}
+                {
+                    "worker_id": f"worker-{i}",
+                    "updated_at": now - timedelta(seconds=5 * i),
+                    "model_version": MODEL_VERSION,
+                    "items_total": 1000 * (i + 1),
+                    "dlq_total": i,
+                    "items_per_second": 40.0 + i,
+                    "lag": 12 * i,
+                    "last_batch_ms": 850.0,
+                }
                 for i in range(2)
             ],
-        )  # fmt: skip
+        )
     return SeedCounts(items=items, tickers=items, alerts=len(alert_rows))
 
 

@@ -1,0 +1,115 @@
+"""Plotly figures built from the data module's small, already-aggregated frames (no Streamlit here)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+MAX_LINES = 8  # negative-share lines: the busiest topics only, or the chart turns to spaghetti
+
+
+def compact(fig: go.Figure, legend: bool = True) -> go.Figure:
+    fig.update_layout(
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        height=320,
+        showlegend=legend,
+        legend={"orientation": "h", "y": -0.15},
+        hovermode="x unified",
+    )
+    return fig
+
+
+def share_with_alerts(shares: pd.DataFrame, fired: pd.DataFrame) -> go.Figure:
+    """Negative share per topic over time (busiest topics), with fired alerts marked on the time axis."""
+    busiest = shares.groupby("topic")["items"].sum().nlargest(MAX_LINES).index
+    fig = go.Figure()
+    for topic in busiest:
+        part = shares[shares["topic"] == topic]
+        fig.add_trace(
+            go.Scatter(
+                x=part["bucket"],
+                y=part["negative_share"],
+                mode="lines",
+                name=topic,
+                customdata=part[["items"]],
+                hovertemplate="%{y:.0%} of %{customdata[0]} headlines",
+            )
+        )
+    if not fired.empty:
+        for when in fired["fired_at"]:
+            fig.add_vline(x=when, line_dash="dot", line_color="#d62728", opacity=0.6)
+        labels = fired["key_kind"] + ": " + fired["key_value"] + " (" + fired["state"] + ")"
+        fig.add_trace(
+            go.Scatter(
+                x=fired["fired_at"],
+                y=[1.02] * len(fired),
+                mode="markers",
+                name="alert fired",
+                marker={"symbol": "triangle-down", "size": 12, "color": "#d62728"},
+                text=labels,
+                hovertemplate="%{text}<extra>alert</extra>",
+            )
+        )
+    fig.update_layout(
+        title="Negative share by topic (▼ fired alerts)", yaxis_tickformat=".0%", yaxis_range=[0, 1.06]
+    )
+    return compact(fig)
+
+
+def share_heatmap(shares: pd.DataFrame) -> go.Figure:
+    """Topic x time heatmap of negative share; empty cells mean no headlines in that bucket."""
+    grid = shares.pivot_table(index="topic", columns="bucket", values="negative_share", aggfunc="mean")
+    counts = shares.pivot_table(index="topic", columns="bucket", values="items", aggfunc="sum")
+    fig = go.Figure(
+        go.Heatmap(
+            z=grid.values,
+            x=list(grid.columns),
+            y=list(grid.index),
+            zmin=0,
+            zmax=1,
+            colorscale="Reds",
+            customdata=counts.reindex_like(grid).values,
+            colorbar={"tickformat": ".0%"},
+            hovertemplate="%{y}<br>%{x}<br>%{z:.0%} negative of %{customdata} headlines<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        title="Negative share: topic × time",
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        height=max(260, 22 * len(grid.index) + 80),
+    )
+    return fig
+
+
+def ticker_trend(trend: pd.DataFrame, ticker: str) -> go.Figure:
+    """Volume bars and negative share / average score lines for one ticker."""
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    fig.add_trace(
+        go.Bar(x=trend["bucket"], y=trend["items"], name="headlines", marker_color="#9ecae1"),
+        secondary_y=False,
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=trend["bucket"],
+            y=trend["negative_share"],
+            name="negative share",
+            mode="lines+markers",
+            line_color="#d62728",
+        ),
+        secondary_y=True,
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=trend["bucket"],
+            y=trend["avg_score"],
+            name="avg score (−1…1)",
+            mode="lines",
+            line={"color": "#2ca02c", "dash": "dot"},
+        ),
+        secondary_y=True,
+    )
+    fig.update_yaxes(title_text="headlines", secondary_y=False)
+    fig.update_yaxes(range=[-1, 1], secondary_y=True, title_text="share / score")
+    fig.update_layout(title=f"{ticker}: sentiment and volume")
+    return compact(fig)

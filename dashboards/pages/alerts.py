@@ -1,0 +1,70 @@
+"""Alerts: what fired, with its numbers and delivery state, and the headlines behind each alert."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboards import data, ui
+
+ctx = ui.context()
+st.title("Alerts")
+STATES = ("pending", "sent", "failed")
+
+
+@st.fragment(run_every=ui.live_every(ctx))
+def live_alerts() -> None:
+    window, _ = ui.current_filters(ctx)
+    counts = ui.fetch(ctx, "alert_state_counts", window.start, window.end)
+    by_state = dict(zip(counts["state"], counts["alerts"], strict=True))
+    cols = st.columns(len(STATES))
+    for col, state in zip(cols, STATES, strict=True):
+        col.metric(state.capitalize(), int(by_state.get(state, 0)))
+    states = st.pills("State", STATES, selection_mode="multi", key="alert_states")
+    fired = ui.fetch(ctx, "fired_alerts", window.start, window.end, tuple(states or ()))
+    if fired.empty:
+        ui.empty_note("fired alerts")
+        return
+    table = data.with_alert_numbers(fired)
+    st.dataframe(
+        table.drop(columns=["details", "alert_key"]),
+        hide_index=True,
+        width="stretch",
+        key="alerts_table",
+        column_config={
+            "fired_at": st.column_config.DatetimeColumn("fired (UTC)", format="YYYY-MM-DD HH:mm"),
+            "window_start": st.column_config.DatetimeColumn("window from", format="MM-DD HH:mm"),
+            "window_end": st.column_config.DatetimeColumn("window to", format="MM-DD HH:mm"),
+            "sent_at": st.column_config.DatetimeColumn("sent", format="MM-DD HH:mm:ss"),
+        },
+    )
+    labels = {
+        int(r.id): f"#{r.id} {r.key_kind}: {r.key_value} at {r.fired_at:%m-%d %H:%M}"
+        for r in fired.itertuples()
+    }
+    chosen = st.selectbox("Headlines behind alert", list(labels), format_func=labels.get, key="alert_pick")
+    alert = fired[fired["id"] == chosen].iloc[0]
+    behind = ui.fetch(
+        ctx,
+        "alert_headlines",
+        alert["key_kind"],
+        alert["key_value"],
+        alert["window_start"].to_pydatetime(),
+        alert["window_end"].to_pydatetime(),
+    )
+    if isinstance(alert["last_error"], str) and alert["last_error"]:
+        st.warning(f"Last delivery error: {ui.literal(alert['last_error'])}")
+    if behind.empty:
+        st.info("No headlines are stored for this alert's window.")
+        return
+    shown = behind.assign(
+        time=behind["published_at"].dt.strftime("%m-%d %H:%M"), score=behind["sentiment_score"].round(2)
+    )
+    st.table(
+        ui.literal_frame(
+            shown[["time", "source", "title", "topic", "sentiment", "score"]], ["source", "title", "topic"]
+        ),
+        hide_index=True,
+    )
+
+
+live_alerts()

@@ -1,0 +1,121 @@
+"""Headlines: search and filter, newest first, paginated; select a row (or open ``?item=<id>``) for details."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import streamlit as st
+
+from dashboards import ui
+from monitor.labels import SENTIMENTS
+
+PAGE_SIZE = 50
+ctx = ui.context()
+st.title("Headlines")
+
+search_col, sentiment_col, ticker_col = st.columns([3, 2, 1])
+search = search_col.text_input("Search titles", key="search", placeholder="e.g. guidance, downgrade, $AAPL")
+sentiments = sentiment_col.multiselect("Sentiment", SENTIMENTS, key="sentiments", placeholder="All")
+ticker = ticker_col.text_input("Ticker", value=st.query_params.get("ticker", ""), key="ticker_filter").strip()
+
+
+@st.fragment(run_every=ui.live_every(ctx))
+def live_table() -> None:
+    _, filters = ui.current_filters(ctx)
+    total = ui.fetch(ctx, "count_headlines", filters, search, tuple(sentiments), ticker or None)
+    if total == 0:
+        ui.empty_note("headlines match these filters")
+        return
+    pages = max(1, math.ceil(min(total, 10_000) / PAGE_SIZE))
+    if st.session_state.get("page", 1) > pages:  # the filters changed under a deep page
+        st.session_state["page"] = 1
+    page = st.number_input("Page", min_value=1, max_value=pages, value=1, step=1, key="page")
+    shown = "more than 10,000" if total > 10_000 else f"{total:,}"
+    st.caption(f"{shown} headlines, newest first — page {page} of {pages}. Select a row for details.")
+    rows = ui.fetch(
+        ctx,
+        "headlines",
+        filters,
+        search,
+        tuple(sentiments),
+        ticker or None,
+        PAGE_SIZE,
+        (int(page) - 1) * PAGE_SIZE,
+    )
+    event = st.dataframe(
+        rows[
+            [
+                "published_at",
+                "source",
+                "title",
+                "url",
+                "topic",
+                "sentiment",
+                "sentiment_score",
+                "sentiment_confidence",
+                "is_duplicate",
+                "tickers",
+            ]
+        ],
+        hide_index=True,
+        width="stretch",
+        height=min(38 + 35 * len(rows), 640),
+        on_select="rerun",
+        selection_mode="single-row",
+        key="headline_table",
+        column_config={
+            "published_at": st.column_config.DatetimeColumn("time (UTC)", format="YYYY-MM-DD HH:mm"),
+            "title": st.column_config.TextColumn("title", width="large"),
+            "url": st.column_config.LinkColumn("link", display_text=":material/open_in_new:"),
+            "sentiment_score": st.column_config.NumberColumn("score", format="%.2f"),
+            "sentiment_confidence": st.column_config.ProgressColumn("confidence", min_value=0, max_value=1),
+            "is_duplicate": st.column_config.CheckboxColumn("repeat"),
+        },
+    )
+    selected = event.selection.rows if event is not None else []
+    if selected and selected[0] < len(rows):
+        st.query_params["item"] = str(rows.iloc[selected[0]]["id"])
+    if "item" in st.query_params:
+        details(st.query_params["item"])
+
+
+def details(item_id: str) -> None:
+    """Everything stored about one item; all news text shown literally."""
+    row = ui.fetch(ctx, "headline_detail", item_id)
+    if row.empty:
+        st.warning("That headline is not in the database.")
+        return
+    item = row.iloc[0]
+    st.subheader("Details")
+    st.text(str(item["title"]))
+    fields = {
+        "published": f"{item['published_at']:%Y-%m-%d %H:%M:%S} UTC",
+        "source": item["source"],
+        "topic": f"{item['topic']} ({item['topic_confidence']:.0%})"
+        if pd.notna(item["topic"])
+        else "not tagged",
+        "sentiment": (
+            f"{item['sentiment']} (score {item['sentiment_score']:+.2f}, "
+            f"confidence {item['sentiment_confidence']:.0%})"
+        )
+        if pd.notna(item["sentiment"])
+        else "",
+        "tickers": item["tickers"] or "none",
+        "repeat of": item["duplicate_of"] or "—",
+        "model": item["model_version"] or "",
+        "id": item["id"],
+    }
+    st.table(
+        pd.DataFrame({"field": list(fields), "value": [ui.literal(v) for v in fields.values()]}),
+        hide_index=True,
+        hide_header=True,
+    )
+    if item["url"]:
+        st.link_button("Open article", item["url"])
+    if item["body"]:
+        with st.expander("Body"):
+            st.text(str(item["body"])[:5_000])
+
+
+live_table()

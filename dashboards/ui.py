@@ -1,0 +1,164 @@
+"""Streamlit glue shared by the pages: settings, the cached engine, cached queries, sidebar filters, live
+refresh and safe rendering of untrusted text. Pages stay thin: they call ``fetch`` and draw.
+"""
+
+from __future__ import annotations
+
+import string
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+import streamlit as st
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+from dashboards import data
+from monitor.labels import TOPICS
+from monitor.settings import Settings
+from monitor.store import make_engine
+
+CONNECT_TIMEOUT_S = 5
+SENTIMENT_COLORS = {"negative": "#d62728", "neutral": "#9e9e9e", "positive": "#2ca02c"}
+_MD_SPECIAL = {c: "\\" + c for c in string.punctuation}
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What every page needs: the settings of this process and the database they name."""
+
+    settings: Settings
+
+    @property
+    def url(self) -> str:
+        return self.settings.database.url
+
+    @property
+    def refresh_seconds(self) -> int:
+        return max(1, self.settings.dashboard.refresh_seconds)
+
+    def safe_url(self) -> str:
+        """The database URL with any password masked, for messages."""
+        try:
+            return make_url(self.url).render_as_string(hide_password=True)
+        except Exception:  # noqa: BLE001 - an unparsable URL is shown as a placeholder, never echoed
+            return "(unparsable database URL)"
+
+
+def context() -> Context:
+    """Settings from the environment (``streamlit run`` gets them from ``finpulse dashboard``)."""
+    return Context(Settings())
+
+
+@st.cache_resource(show_spinner=False)
+def engine_for(url: str) -> Engine:
+    """One engine (connection pool) per database URL for the whole server process."""
+    if url.startswith(("postgresql", "postgres")) and "connect_timeout" not in url:
+        url += ("&" if "?" in url else "?") + f"connect_timeout={CONNECT_TIMEOUT_S}"
+    return make_engine(url)
+
+
+@st.cache_data(ttl=600, max_entries=512, show_spinner=False)
+def _cached(
+    url: str, name: str, tick: int, args: tuple[Any, ...], kwargs: tuple[tuple[str, Any], ...]
+) -> Any:
+    """Run ``data.<name>`` once per refresh tick for every session watching the same thing."""
+    del tick  # part of the cache key only
+    with engine_for(url).connect() as conn:
+        return getattr(data, name)(conn, *args, **dict(kwargs))
+
+
+def fetch(ctx: Context, name: str, *args: Any, **kwargs: Any) -> Any:
+    """``data.<name>(conn, *args, **kwargs)``, cached per refresh tick; a database failure becomes an error
+    box and stops this page (or fragment) instead of a traceback."""
+    tick = int(datetime.now(UTC).timestamp()) // ctx.refresh_seconds
+    try:
+        return _cached(ctx.url, name, tick, args, tuple(sorted(kwargs.items())))
+    except SQLAlchemyError as exc:
+        st.error(f"Database query failed ({exc.__class__.__name__}). Retrying on the next refresh.")
+        st.caption(literal(str(exc.orig if getattr(exc, "orig", None) else exc).splitlines()[0][:300]))
+        st.stop()
+
+
+def database_problem(ctx: Context) -> str | None:
+    """None when the database answers and has FinPulse's tables; otherwise what is wrong, in words."""
+    try:
+        with engine_for(ctx.url).connect() as conn:
+            conn.execute(sa.select(1))
+            missing = data.missing_tables(conn)
+    except (SQLAlchemyError, OSError, ValueError) as exc:
+        first = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        return f"cannot reach the database: {exc.__class__.__name__}: {first[0][:300] if first else ''}"
+    if missing:
+        return "the database has no FinPulse tables yet (" + ", ".join(missing) + ")"
+    return None
+
+
+def now_tick(ctx: Context) -> datetime:
+    """The current time rounded down to the refresh interval: the same for every query of one refresh."""
+    step = ctx.refresh_seconds
+    return datetime.fromtimestamp(int(datetime.now(UTC).timestamp()) // step * step, UTC)
+
+
+def live_every(ctx: Context) -> timedelta | None:
+    """run_every for live fragments: the refresh interval, or None when the analyst paused live updates."""
+    return timedelta(seconds=ctx.refresh_seconds) if st.session_state.get("live", True) else None
+
+
+def sidebar(ctx: Context) -> None:
+    """Filters shared by all pages (rendered by app.py so they survive page switches)."""
+    with st.sidebar:
+        st.selectbox("Time range", list(data.TIME_RANGES), index=2, key="range")
+        st.multiselect("Topics", TOPICS, key="topics", placeholder="All topics")
+        sources = fetch(ctx, "list_sources")
+        st.multiselect("Sources", sources, key="sources", placeholder="All sources")
+        st.checkbox(
+            "Include repeated stories",
+            key="include_duplicates",
+            help="Items flagged as repeats of a story already seen are left out by default.",
+        )
+        st.toggle(
+            "Live updates",
+            value=True,
+            key="live",
+            help=f"Refresh the panels every {ctx.refresh_seconds} s without reloading the page.",
+        )
+
+
+def current_filters(ctx: Context) -> tuple[data.Window, data.Filters]:
+    """The sidebar's choices as a window ending now and data.Filters."""
+    window = data.window_for(st.session_state.get("range", "Last 24 hours"), now_tick(ctx))
+    filters = data.Filters(
+        start=window.start,
+        end=window.end,
+        topics=tuple(st.session_state.get("topics", ())),
+        sources=tuple(st.session_state.get("sources", ())),
+        include_duplicates=bool(st.session_state.get("include_duplicates", False)),
+    )
+    return window, filters
+
+
+def literal(text: object) -> str:
+    """Untrusted text made safe for Markdown-rendering elements (st.table cells, captions): every ASCII
+    punctuation character is backslash-escaped, so no link, image, HTML, LaTeX or directive survives."""
+    return "".join(_MD_SPECIAL.get(ch, ch) for ch in str(text)).replace("\n", " ")
+
+
+def literal_frame(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """A copy of ``frame`` whose text columns are ``literal``-escaped (for st.table)."""
+    out = frame.copy()
+    for col in columns:
+        out[col] = out[col].map(
+            lambda v: "" if v is None or (isinstance(v, float) and pd.isna(v)) else literal(v)
+        )
+    return out
+
+
+def percent(value: float | None) -> str:
+    return "n/a" if value is None or pd.isna(value) else f"{100 * value:.1f}%"
+
+
+def empty_note(what: str) -> None:
+    st.info(f"No {what} in this time range yet. Widen the range or check that the worker is running.")
