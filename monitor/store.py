@@ -106,8 +106,12 @@ alerts = sa.Table(
     sa.Column("last_error", sa.Text),
     sa.Column("next_attempt_at", UTCDateTime()),
     sa.Column("sent_at", UTCDateTime()),
+    # JSON object: webhook id (hash of its URL, never the URL) -> ISO time it accepted this alert, so a retry
+    # after a partial failure only posts to the receivers that have not got it yet.
+    sa.Column("deliveries", sa.Text, nullable=False, server_default="{}"),
     sa.Index("ix_alerts_fired", "fired_at"),
-    sa.Index("ix_alerts_state", "state"),
+    sa.Index("ix_alerts_state", "state", "next_attempt_at"),
+    sa.Index("ix_alerts_key_window", "key_kind", "key_value", "window_end"),
 )
 
 locks = sa.Table(
@@ -115,7 +119,8 @@ locks = sa.Table(
     metadata,
     sa.Column("name", sa.String(100), primary_key=True),
     sa.Column("holder", sa.String(200), nullable=False),
-    sa.Column("expires_at", UTCDateTime(), nullable=False),
+    sa.Column("expires_at", UTCDateTime(), nullable=False),  # a lease: a crashed holder's row goes stale
+    sa.Column("acquired_at", UTCDateTime()),
 )
 
 worker_heartbeats = sa.Table(

@@ -1,0 +1,229 @@
+"""Webhook delivery: Slack incoming webhooks (Block Kit) and generic JSON receivers.
+
+- Routing: each webhook may restrict itself to some topics and/or tickers; a webhook without filters gets
+  every alert, a filtered one only alerts whose key is in its filters.
+- Backpressure is explicit: 429 waits ``Retry-After`` (up to a cap, beyond it the alert is retried on a later
+  run), 5xx / timeouts / connection errors back off exponentially, and at most ``max_per_second`` posts per
+  webhook. A failure is returned as data, never swallowed.
+- Webhook URLs are secrets: they are kept in ``SecretStr``, identified in logs and in the database by a short
+  hash, scrubbed from error texts, and httpx's own request logging (which prints URLs) is turned down.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import hashlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import httpx
+from pydantic import SecretStr
+
+from monitor.alerts.queries import StoredAlert
+from monitor.errors import ConfigError
+from monitor.settings import AlertSettings
+
+log = logging.getLogger(__name__)
+WebhookKind = Literal["slack", "json"]
+SEVERITY_EMOJI = {"warning": ":warning:", "high": ":rotating_light:", "critical": ":fire:"}
+
+
+@dataclass(frozen=True, slots=True)
+class Webhook:
+    url: SecretStr
+    kind: WebhookKind = "slack"
+    topics: frozenset[str] = frozenset()
+    tickers: frozenset[str] = frozenset()
+
+    @property
+    def id(self) -> str:
+        """Stable, non-secret name: a hash of the URL."""
+        return "wh-" + hashlib.sha256(self.url.get_secret_value().encode()).hexdigest()[:12]
+
+    def accepts(self, alert: StoredAlert) -> bool:
+        if not self.topics and not self.tickers:
+            return True
+        if alert.key.kind == "topic":
+            return alert.key.value in self.topics
+        if alert.key.kind == "ticker":
+            return alert.key.value.upper() in self.tickers
+        return False
+
+
+def parse_webhooks(settings: AlertSettings) -> list[Webhook]:
+    """Webhooks from ``FINPULSE_ALERTS_WEBHOOKS`` (JSON list) plus ``FINPULSE_ALERTS_SLACK_WEBHOOK_URL``."""
+    hooks: list[Webhook] = []
+    raw = settings.webhooks.get_secret_value() if isinstance(settings.webhooks, SecretStr) else settings.webhooks
+    try:
+        entries = json.loads(raw or "[]")
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"FINPULSE_ALERTS_WEBHOOKS is not JSON: {exc.msg} at column {exc.colno}") from exc
+    if not isinstance(entries, list):
+        raise ConfigError("FINPULSE_ALERTS_WEBHOOKS must be a JSON list of objects")
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict) or not isinstance(entry.get("url"), str):
+            raise ConfigError(f"FINPULSE_ALERTS_WEBHOOKS[{i}] needs a string 'url'")
+        kind = entry.get("kind", "slack")
+        if kind not in ("slack", "json"):
+            raise ConfigError(f"FINPULSE_ALERTS_WEBHOOKS[{i}].kind must be 'slack' or 'json', not {kind!r}")
+        hooks.append(Webhook(SecretStr(entry["url"]), kind, frozenset(entry.get("topics") or ()),
+                             frozenset(t.upper() for t in entry.get("tickers") or ())))
+    if settings.slack_webhook_url is not None:
+        hooks.append(Webhook(settings.slack_webhook_url, "slack"))
+    return hooks
+
+
+# --- payloads -------------------------------------------------------------------------------------------
+
+def _title(alert: StoredAlert) -> str:
+    what = {"overall": "All news", "topic": f"Topic {alert.key.value}", "ticker": f"${alert.key.value}"}
+    return f"Negative news spike: {what[alert.key.kind]} ({alert.severity})"
+
+
+def _slack_escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def slack_payload(alert: StoredAlert, dashboard_url: str) -> dict[str, Any]:
+    """Block Kit message: header, key and window, the numbers, top negative headlines, dashboard link."""
+    d = alert.details
+    share = f"{d['share']:.0%} of {d['total']}" if d.get("share") is not None else "n/a"
+    fields = [
+        f"*Key*\n`{alert.key}`",
+        f"*Window (UTC)*\n{alert.window_start:%Y-%m-%d %H:%M} – {alert.window_end:%H:%M}",
+        f"*Negative items*\n{d['count']} vs usual {d['baseline']}",
+        f"*z / p*\n{d['z']} / {d['p_value']:.1e}",
+        f"*Negative share*\n{share}",
+        f"*Severity*\n{SEVERITY_EMOJI.get(alert.severity, '')} {alert.severity}",
+    ]
+    lines = []
+    for h in d.get("headlines", [])[:5]:
+        title = _slack_escape(h["title"][:200])
+        lines.append(f"• <{h['url']}|{title}>" if h.get("url") else f"• {title}")
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": _title(alert)[:150]}},
+        {"type": "section", "fields": [{"type": "mrkdwn", "text": f} for f in fields]},
+        {"type": "section", "text": {"type": "mrkdwn", "text": _slack_escape(d.get("explanation", ""))}},
+    ]
+    if lines:
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "*Top negative headlines*\n"
+                                                     + "\n".join(lines)}})
+    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": f"<{dashboard_url}|Open the dashboard>"
+                                                    f" · alert {alert.alert_key}"}]})
+    return {"text": f"{_title(alert)}: {d.get('explanation', '')}", "blocks": blocks}
+
+
+def json_payload(alert: StoredAlert, dashboard_url: str) -> dict[str, Any]:
+    return {"type": "finpulse.negative_spike", "alert_key": alert.alert_key, "title": _title(alert),
+            "dashboard_url": dashboard_url, **alert.as_json()}
+
+
+def payload_for(hook: Webhook, alert: StoredAlert, dashboard_url: str) -> dict[str, Any]:
+    return slack_payload(alert, dashboard_url) if hook.kind == "slack" else json_payload(alert, dashboard_url)
+
+
+# --- sending ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class PostResult:
+    ok: bool
+    attempts: int
+    status: int | None = None
+    error: str | None = None  # never contains the URL
+    retry_after: float | None = None  # seconds the receiver asked us to wait (when it exceeded our cap)
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """``Retry-After`` as seconds (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+class WebhookSender:
+    """Posts JSON to webhooks with retries, backoff, ``Retry-After`` and a per-webhook rate limit."""
+
+    def __init__(self, timeout_seconds: float = 10.0, max_per_second: float = 1.0, attempts: int = 3,
+                 backoff_seconds: float = 1.0, max_retry_after_seconds: float = 60.0,
+                 sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
+                 transport: httpx.BaseTransport | None = None) -> None:
+        for name in ("httpx", "httpcore"):  # their INFO/DEBUG records carry full request URLs
+            logging.getLogger(name).setLevel(logging.WARNING)
+        self._client = httpx.Client(timeout=httpx.Timeout(timeout_seconds), transport=transport,
+                                    headers={"User-Agent": "finpulse-alerts"}, follow_redirects=False)
+        self.min_interval = 1.0 / max_per_second if max_per_second > 0 else 0.0
+        self.attempts = max(1, attempts)
+        self.backoff_seconds = backoff_seconds
+        self.max_retry_after = max_retry_after_seconds
+        self._sleep, self._clock = sleep, clock
+        self._last_post: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, s: AlertSettings) -> WebhookSender:
+        return cls(s.timeout_seconds, s.max_per_second, s.retries_per_run, s.backoff_seconds,
+                   s.max_retry_after_seconds)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _throttle(self, hook_id: str) -> None:
+        with self._lock:
+            last = self._last_post.get(hook_id)
+            if last is not None:
+                wait = self.min_interval - (self._clock() - last)
+                if wait > 0:
+                    self._sleep(wait)
+            self._last_post[hook_id] = self._clock()
+
+    def post(self, hook: Webhook, payload: dict[str, Any]) -> PostResult:
+        url = hook.url.get_secret_value()
+        error, status = "not attempted", None
+        for attempt in range(1, self.attempts + 1):
+            self._throttle(hook.id)
+            wait = self.backoff_seconds * 2 ** (attempt - 1)
+            try:
+                resp = self._client.post(url, json=payload)
+            except httpx.HTTPError as exc:
+                error, status = _scrub(f"{type(exc).__name__}: {exc}", url), None
+            else:
+                status = resp.status_code
+                if 200 <= status < 300:
+                    log.info("webhook %s accepted the message (attempt %d)", hook.id, attempt)
+                    return PostResult(True, attempt, status)
+                error = _scrub(f"HTTP {status}: {resp.text[:200]}", url)
+                if status == 429:
+                    asked = parse_retry_after(resp.headers.get("Retry-After"))
+                    if asked is not None and asked > self.max_retry_after:
+                        log.warning("webhook %s rate-limited us for %.0f s; retrying on a later run", hook.id, asked)
+                        return PostResult(False, attempt, status, error, asked)
+                    wait = asked if asked is not None else wait
+            log.warning("webhook %s attempt %d/%d failed: %s", hook.id, attempt, self.attempts, error)
+            if attempt < self.attempts:
+                self._sleep(wait)
+        return PostResult(False, self.attempts, status, error)
+
+
+def _scrub(text: str, url: str) -> str:
+    return text.replace(url, "<webhook>") if url else text
+
+
+def route(hooks: Sequence[Webhook], alert: StoredAlert) -> list[Webhook]:
+    return [h for h in hooks if h.accepts(alert)]

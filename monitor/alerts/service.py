@@ -1,0 +1,144 @@
+"""One scheduler run: detect new spikes from the database, store them as pending alerts, deliver what is due.
+
+The detector replays recent buckets from the last stored alert of each key (or from ``catch_up`` ago), so a
+restart neither loses a spike nor repeats one: alerts are keyed by key + window start and inserted only once,
+and the cooldown is measured from the last stored alert.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.engine import Engine
+
+from monitor.alerts import queries as q
+from monitor.alerts.detector import CountSeries, DetectorParams, KeyState, Spike, scan
+from monitor.alerts.notifiers import Webhook, WebhookSender, payload_for, route
+from monitor.settings import AlertSettings
+
+log = logging.getLogger(__name__)
+
+
+def params_from_settings(s: AlertSettings) -> DetectorParams:
+    bucket = s.bucket_seconds
+    return DetectorParams(
+        bucket_seconds=bucket,
+        window_buckets=max(1, math.ceil(s.window_minutes * 60 / bucket)),
+        baseline_days=s.baseline_days,
+        min_count=s.min_count,
+        share_floor=s.share_floor,
+        z_enter=s.z_threshold,
+        z_exit=s.z_exit,
+        surprise_min=s.surprise_min,
+        peak_lookback_buckets=int(s.peak_lookback_hours * 3600 // bucket),
+        peak_gap_buckets=max(1, math.ceil(s.window_minutes * 60 / bucket)),
+        cooldown_buckets=math.ceil(s.cooldown_minutes * 60 / bucket),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RunReport:
+    keys: int = 0
+    new_alerts: int = 0
+    sent: int = 0
+    failed: int = 0
+    skipped: bool = False  # another instance holds the lock
+
+
+def replay_start(series: CountSeries, last_end: datetime | None, catch_up_buckets: int
+                 ) -> tuple[int, KeyState]:
+    """Where to resume the state machine for a key, given the window end of its last stored alert."""
+    begin = max(0, len(series) - catch_up_buckets)
+    if last_end is None:
+        return begin, KeyState()
+    last_index = series.index_of_end(last_end)
+    if last_index >= begin:  # resume exactly after the last alert, still inside its spike
+        return last_index + 1, KeyState(in_spike=True, last_fired_index=last_index)
+    return begin, KeyState(in_spike=False, last_fired_index=last_index)
+
+
+def detect_new_alerts(engine: Engine, now: datetime, params: DetectorParams, settings: AlertSettings) -> tuple[int, int]:
+    """Store alerts for spikes in windows ending at or before ``now``. Returns (keys scanned, new alerts)."""
+    end = q.floor_time(now, params.bucket_seconds)
+    catch_up = max(params.window_buckets, math.ceil(settings.catch_up_minutes * 60 / params.bucket_seconds))
+    span = params.history_buckets() + catch_up
+    start = end - timedelta(seconds=span * params.bucket_seconds)
+    with engine.connect() as conn:
+        counts = q.load_counts(conn, start, end, params.bucket_seconds, settings.ticker_min_volume)
+        last_ends = {key: q.last_alert_end(conn, key) for key in counts}
+    found: list[tuple[q.AlertKey, Spike]] = []
+    for key, series in counts.items():
+        begin, state = replay_start(series, last_ends[key], catch_up)
+        spikes, _ = scan(series, params, begin, state)
+        found.extend((key, s) for s in spikes)
+    created = 0
+    with engine.begin() as conn:
+        for key, spike in found:
+            headlines = q.top_negative_headlines(conn, key, spike.window_start, spike.window_end)
+            if q.insert_alert(conn, key, spike, now, headlines):
+                created += 1
+                log.info("alert %s %s: %s", key, spike.severity, spike.explanation())
+    return len(counts), created
+
+
+def retry_delay(attempts: int, settings: AlertSettings, retry_after: float | None = None) -> timedelta:
+    """Delay before the next delivery run for an alert that has failed ``attempts`` times."""
+    exp = min(attempts, settings.max_attempts)
+    seconds = min(settings.max_backoff_seconds, max(settings.interval_seconds, settings.backoff_seconds) * 2 ** (exp - 1))
+    if retry_after is not None:
+        seconds = max(seconds, retry_after)
+    return timedelta(seconds=seconds)
+
+
+def deliver_due(engine: Engine, sender: WebhookSender, hooks: list[Webhook], now: datetime,
+                settings: AlertSettings) -> tuple[int, int]:
+    """Post every due alert to the webhooks that route it and have not accepted it yet. Returns (sent, failed)."""
+    sent = failed = 0
+    with engine.connect() as conn:
+        due = q.due_alerts(conn, now)
+    for alert in due:
+        deliveries = dict(alert.deliveries)
+        errors: list[str] = []
+        retry_after: float | None = None
+        targets = route(hooks, alert)
+        for hook in targets:
+            if hook.id in deliveries:
+                continue
+            result = sender.post(hook, payload_for(hook, alert, settings.dashboard_url))
+            if result.ok:
+                deliveries[hook.id] = now.isoformat()
+            else:
+                errors.append(f"{hook.id}: {result.error}")
+                if result.retry_after is not None:
+                    retry_after = max(retry_after or 0.0, result.retry_after)
+        if not targets:
+            log.warning("alert %s matches no configured webhook; marked sent without a message", alert.alert_key)
+        error = "; ".join(errors) if errors else None
+        next_at = now + retry_delay(alert.attempts + 1, settings, retry_after) if error else None
+        with engine.begin() as conn:
+            q.record_attempt(conn, alert, deliveries, error, now, next_at)
+        if error:
+            failed += 1
+            log.error("alert %s not delivered (attempt %d), retry at %s: %s", alert.alert_key, alert.attempts + 1,
+                      next_at, error)
+        else:
+            sent += 1
+    return sent, failed
+
+
+class AlertService:
+    """Everything one scheduler run does, with its dependencies passed in."""
+
+    def __init__(self, engine: Engine, settings: AlertSettings, hooks: list[Webhook], sender: WebhookSender,
+                 params: DetectorParams | None = None) -> None:
+        self.engine, self.settings, self.hooks, self.sender = engine, settings, hooks, sender
+        self.params = params or params_from_settings(settings)
+
+    def run_once(self, now: datetime) -> RunReport:
+        keys, created = detect_new_alerts(self.engine, now, self.params, self.settings)
+        sent, failed = deliver_due(self.engine, self.sender, self.hooks, now, self.settings)
+        return RunReport(keys=keys, new_alerts=created, sent=sent, failed=failed)
+
