@@ -1,0 +1,152 @@
+"""Subcommands: ``finpulse scheduler``, ``finpulse alerts backtest|list|run-once``, ``finpulse bench nab``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from monitor.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def add_commands(sub: Any) -> None:
+    p = sub.add_parser("scheduler", help="run the negative-spike detector every interval and send alerts")
+    p.add_argument("--interval", type=int, help="seconds between runs (FINPULSE_ALERTS_INTERVAL_SECONDS)")
+    p.set_defaults(func=_scheduler)
+
+    alerts = sub.add_parser("alerts", help="alert tools").add_subparsers(dest="alerts_cmd", metavar="ACTION")
+    b = alerts.add_parser("backtest", help="replay a headline CSV in simulated time; alerts as JSONL on stdout")
+    b.add_argument("--input", required=True, type=Path, help="CSV of headlines with a time column")
+    b.add_argument("--time-column", help="default: first of published_at, timestamp, time, date")
+    b.add_argument("--text-column", help="default: first of title, headline, headlines, text")
+    b.add_argument("--tags", type=Path, help="precomputed tags JSONL, one line per kept row (skips the model)")
+    b.add_argument("--model", help="model directory, or tiny-random / noop (FINPULSE_MODEL_PATH)")
+    b.add_argument("--bucket-minutes", type=int, help="FINPULSE_ALERTS_BUCKET_SECONDS / 60 (1440 for dated files)")
+    b.add_argument("--window-minutes", type=int, help="FINPULSE_ALERTS_WINDOW_MINUTES")
+    b.add_argument("--cooldown-minutes", type=int, help="FINPULSE_ALERTS_COOLDOWN_MINUTES")
+    b.add_argument("--z", type=float, help="FINPULSE_ALERTS_Z_THRESHOLD")
+    b.add_argument("--min-count", type=int, help="FINPULSE_ALERTS_MIN_COUNT")
+    b.add_argument("--share-floor", type=float, help="FINPULSE_ALERTS_SHARE_FLOOR")
+    b.add_argument("--baseline-days", type=int, help="FINPULSE_ALERTS_BASELINE_DAYS")
+    b.set_defaults(func=_backtest)
+
+    lst = alerts.add_parser("list", help="show stored alerts, newest first")
+    lst.add_argument("--limit", type=int, default=20)
+    lst.add_argument("--state", choices=("pending", "sent", "failed"))
+    lst.add_argument("--json", action="store_true", help="JSONL instead of a table")
+    lst.set_defaults(func=_list)
+
+    once = alerts.add_parser("run-once", help="one detection + delivery run now (honours the scheduler lock)")
+    once.set_defaults(func=_run_once)
+
+    bench = sub.add_parser("bench", help="benchmarks").add_subparsers(dest="bench_cmd", metavar="NAME")
+    n = bench.add_parser("nab", help="score the detector on NAB data (prints the three profile scores as JSON)")
+    n.add_argument("--data", required=True, type=Path, help="folder laid out as NAB: data/, labels/, config/")
+    n.add_argument("--out", required=True, type=Path, help="folder for the per-series result CSVs")
+    n.add_argument("--details", action="store_true", help="also print per-file scores on stderr")
+    n.set_defaults(func=_bench_nab)
+
+
+def _alert_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    bucket = getattr(args, "bucket_minutes", None)
+    return {
+        "interval_seconds": getattr(args, "interval", None),
+        "bucket_seconds": bucket * 60 if bucket else None,
+        "window_minutes": getattr(args, "window_minutes", None),
+        "cooldown_minutes": getattr(args, "cooldown_minutes", None),
+        "z_threshold": getattr(args, "z", None),
+        "min_count": getattr(args, "min_count", None),
+        "share_floor": getattr(args, "share_floor", None),
+        "baseline_days": getattr(args, "baseline_days", None),
+    }
+
+
+def _scheduler(args: argparse.Namespace, settings: Settings) -> int:
+    from monitor.alerts.scheduler import run_scheduler
+
+    return run_scheduler(settings.with_overrides(alerts=_alert_overrides(args)))
+
+
+def _run_once(args: argparse.Namespace, settings: Settings) -> int:
+    from datetime import timedelta
+
+    from monitor.alerts.locks import DatabaseLock
+    from monitor.alerts.notifiers import WebhookSender, parse_webhooks
+    from monitor.alerts.scheduler import guarded_run
+    from monitor.alerts.service import AlertService
+    from monitor.store import init_db, make_engine
+
+    engine = make_engine(settings.database.url)
+    init_db(engine)
+    sender = WebhookSender.from_settings(settings.alerts)
+    lock = DatabaseLock(engine, settings.alerts.lock_name, timedelta(seconds=settings.alerts.lock_lease_seconds))
+    try:
+        report = guarded_run(AlertService(engine, settings.alerts, parse_webhooks(settings.alerts), sender), lock,
+                             datetime.now(UTC))
+    finally:
+        lock.release()
+        sender.close()
+    print(json.dumps({"keys": report.keys, "new_alerts": report.new_alerts, "sent": report.sent,
+                      "failed": report.failed, "skipped": report.skipped}))
+    return 1 if report.failed else 0
+
+
+def _list(args: argparse.Namespace, settings: Settings) -> int:
+    from monitor.alerts.queries import list_alerts
+    from monitor.store import init_db, make_engine
+
+    engine = make_engine(settings.database.url)
+    init_db(engine)
+    with engine.connect() as conn:
+        rows = list_alerts(conn, args.limit, args.state)
+    for a in rows:
+        if args.json:
+            print(json.dumps(a.as_json(), default=str))
+        else:
+            print(f"{a.fired_at:%Y-%m-%d %H:%M} {a.state:<7} {a.severity:<8} {str(a.key):<40} "
+                  f"{a.details.get('explanation', '')}" + (f"  [{a.last_error}]" if a.last_error else ""))
+    return 0
+
+
+def _backtest(args: argparse.Namespace, settings: Settings) -> int:
+    from monitor.alerts import backtest as bt
+    from monitor.alerts.service import params_from_settings
+
+    alert_settings = settings.with_overrides(alerts=_alert_overrides(args)).alerts
+    frame = bt.read_headlines(args.input, args.time_column, args.text_column)
+    if args.tags is not None:
+        tags = bt.read_tags_jsonl(args.tags, len(frame))
+    else:
+        from monitor.classify import load_classifier  # heavy (torch): only when no tags are given
+
+        model = settings.model.model_copy(update={"path": args.model}) if args.model else settings.model
+        clf = load_classifier(model)
+        tags = bt.tags_from_classifier(list(frame["text"]), clf.predict, settings.model.batch_size)
+    tagged = bt.attach_tags(frame, tags)
+    params = params_from_settings(alert_settings)
+    found = bt.run_backtest(tagged, params, alert_settings.ticker_min_volume)
+    for a in found:
+        sys.stdout.write(json.dumps(a.as_json(), default=str) + "\n")
+    summary = bt.summarise(found, tagged)
+    sys.stderr.write("summary: " + json.dumps(summary) + "\n")
+    return 0
+
+
+def _bench_nab(args: argparse.Namespace, settings: Settings) -> int:
+    from monitor.alerts.nab import run_benchmark
+
+    results = run_benchmark(args.data, args.out)
+    if args.details:
+        for r in results.values():
+            sys.stderr.write(f"{r.profile}: threshold {r.threshold:.4f}, raw {r.raw:.3f}\n")
+            for f in r.files:
+                sys.stderr.write(f"  {f.name}: score {f.score:.3f}, windows {f.windows_detected}/{f.n_windows}, "
+                                 f"FP rows {f.fp}\n")
+    print(json.dumps({name: round(r.normalised, 2) for name, r in results.items()}))
+    return 0
