@@ -87,6 +87,8 @@ def _cmd_train(args: argparse.Namespace, settings: Settings) -> int:
         for k, v in vars(args).items()
         if k in TrainConfig.__dataclass_fields__ and v is not None and k not in ("func",)
     }
+    if "extra_data" in overrides:
+        overrides["extra_data"] = tuple(overrides["extra_data"])
     config = TrainConfig(**overrides)
     run_training(config, settings.model)
     return 0
@@ -133,6 +135,15 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--train-batch-size", type=int, dest="train_batch_size")
     p.add_argument("--max-topic-examples", type=int, help="subsample the topic set (compute budget)")
     p.add_argument("--seed", type=int)
+    p.add_argument("--max-minutes", type=float, help="wall-clock budget for the optimisation loop")
+    p.add_argument("--max-steps", type=int, help="stop after this many optimisation steps")
+    p.add_argument(
+        "--no-shared",
+        dest="use_shared",
+        action="store_const",
+        const=False,
+        help="train only on --extra data (e.g. without the non-commercial FPB)",
+    )
     p.add_argument("--patience", type=int, help="early stopping: evaluations without improvement")
     p.add_argument("--work-dir", help="features cache + checkpoints (default CACHE_DIR/train)")
     p.add_argument("--max-length", type=int)
