@@ -17,8 +17,17 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from monitor.labels import TOPICS
-from monitor.schema import story_key
-from monitor.store import alerts, init_db, make_engine, news_items, news_tags, news_tickers, worker_heartbeats
+from monitor.schema import NewsItem, Tags, story_key
+from monitor.store import (
+    alerts,
+    init_db,
+    make_engine,
+    news_items,
+    news_tags,
+    news_tickers,
+    worker_heartbeats,
+    write_batch,
+)
 
 SOURCES = ("Reuters", "Bloomberg", "MarketWatch", "CNBC", "Financial Times", "Seeking Alpha")
 TICKERS = ("AAPL", "MSFT", "NVDA", "AMZN", "TSLA", "JPM", "XOM", "GS", "META", "NFLX", "BA", "KO")
@@ -158,6 +167,63 @@ def seed_demo(
             ],
         )
     return SeedCounts(items=items, tickers=items, alerts=len(alert_rows))
+
+
+# Headlines the tests look for. The hostile one must show up as literal text: no script runs, no image loads.
+KNOWN_HEADLINE = "Umbrella Corp shares slump after regulator opens probe"
+HOSTILE_HEADLINE = (
+    '<script>window.__finpulse_xss=1</script><img src=x onerror="window.__finpulse_xss=2">'
+    " [click](javascript:alert(1)) $ACME crashes **hard**"
+)
+
+
+def seed_known(engine: Engine, now: datetime) -> list[NewsItem]:
+    """Three specific items through the worker's real write path (``write_batch``), published a minute or
+    two before ``now``: the known headline (ticker UMBR), the hostile one (ticker ACME) and a positive one."""
+    init_db(engine)
+    specs = [
+        (
+            KNOWN_HEADLINE,
+            "Reuters",
+            ("UMBR",),
+            "https://news.example.com/umbrella",
+            60,
+            ("Legal | Regulation", "negative", -0.91),
+        ),
+        (
+            HOSTILE_HEADLINE,
+            "Evil Wire <b>",
+            ("ACME",),
+            "javascript:alert(1)",
+            90,
+            ("Stock Movement", "negative", -0.85),
+        ),
+        (
+            "Initech beats estimates and raises guidance",
+            "Bloomberg",
+            ("INTC",),
+            None,
+            120,
+            ("Earnings", "positive", 0.8),
+        ),
+    ]
+    pairs = [
+        (
+            NewsItem(
+                title=title,
+                source=source,
+                tickers=tickers,
+                url=url,
+                published_at=now - timedelta(seconds=age),
+                body=f"Body of: {title}",
+            ),
+            Tags(topic, 0.9, sentiment, score, 0.88, MODEL_VERSION),
+        )
+        for title, source, tickers, url, age, (topic, sentiment, score) in specs
+    ]
+    with engine.begin() as conn:
+        write_batch(conn, pairs, timedelta(hours=24), now=now)
+    return [item for item, _ in pairs]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -71,9 +71,13 @@ def _cached(
 
 
 def fetch(ctx: Context, name: str, *args: Any, **kwargs: Any) -> Any:
-    """``data.<name>(conn, *args, **kwargs)``, cached per refresh tick; a database failure becomes an error
-    box and stops this page (or fragment) instead of a traceback."""
-    tick = int(datetime.now(UTC).timestamp()) // ctx.refresh_seconds
+    """``data.<name>(conn, *args, **kwargs)``, cached; a database failure becomes an error box and stops
+    this page (or fragment) instead of a traceback.
+
+    A query over a time window is cached under that window, whose end ``current_filters`` rounds to the
+    range's refresh step; any other query is cached for one refresh interval."""
+    timed = any(isinstance(a, datetime | data.Filters | data.Window) for a in (*args, *kwargs.values()))
+    tick = 0 if timed else int(datetime.now(UTC).timestamp()) // ctx.refresh_seconds
     try:
         return _cached(ctx.url, name, tick, args, tuple(sorted(kwargs.items())))
     except SQLAlchemyError as exc:
@@ -96,10 +100,15 @@ def database_problem(ctx: Context) -> str | None:
     return None
 
 
-def now_tick(ctx: Context) -> datetime:
-    """The current time rounded down to the refresh interval: the same for every query of one refresh."""
-    step = ctx.refresh_seconds
-    return datetime.fromtimestamp(int(datetime.now(UTC).timestamp()) // step * step, UTC)
+def now_tick(step_seconds: int) -> datetime:
+    """The current time rounded down to ``step_seconds``: the same for every query of one refresh."""
+    return datetime.fromtimestamp(int(datetime.now(UTC).timestamp()) // step_seconds * step_seconds, UTC)
+
+
+def step_seconds(ctx: Context, bucket_seconds: int) -> int:
+    """How often a range's window moves: the refresh interval, or 1/60 of a bucket for long ranges (a month
+    of 12-hour buckets need not be re-aggregated every 15 s)."""
+    return max(ctx.refresh_seconds, bucket_seconds // 60)
 
 
 def live_every(ctx: Context) -> timedelta | None:
@@ -129,7 +138,8 @@ def sidebar(ctx: Context) -> None:
 
 def current_filters(ctx: Context) -> tuple[data.Window, data.Filters]:
     """The sidebar's choices as a window ending now and data.Filters."""
-    window = data.window_for(st.session_state.get("range", "Last 24 hours"), now_tick(ctx))
+    label = st.session_state.get("range", "Last 24 hours")
+    window = data.window_for(label, now_tick(step_seconds(ctx, data.TIME_RANGES[label][1])))
     filters = data.Filters(
         start=window.start,
         end=window.end,
@@ -158,6 +168,11 @@ def literal_frame(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
 
 def percent(value: float | None) -> str:
     return "n/a" if value is None or pd.isna(value) else f"{100 * value:.1f}%"
+
+
+def duration(seconds: int) -> str:
+    """600 -> "10 min", 10800 -> "3 h"."""
+    return f"{seconds // 3600} h" if seconds % 3600 == 0 else f"{seconds // 60} min"
 
 
 def empty_note(what: str) -> None:

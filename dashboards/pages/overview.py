@@ -23,8 +23,9 @@ def live_overview() -> None:
     baseline_start = window.start - timedelta(days=ctx.settings.alerts.baseline_days)
     kpis = fetch_kpis(filters, baseline_start)
     fired = ui.fetch(ctx, "fired_alerts", window.start, window.end)
-    active_since = window.end - timedelta(minutes=ctx.settings.alerts.cooldown_minutes)
-    active = fired[fired["fired_at"] >= active_since] if not fired.empty else fired
+    now = ui.now_tick(ctx.refresh_seconds)
+    cooldown = timedelta(minutes=ctx.settings.alerts.cooldown_minutes)
+    active = ui.fetch(ctx, "fired_alerts", now - cooldown, now + timedelta(seconds=ctx.refresh_seconds))
 
     cols = st.columns(4)
     cols[0].metric(
@@ -51,7 +52,7 @@ def live_overview() -> None:
     )
     st.caption(
         f"{window.start:%Y-%m-%d %H:%M} – {window.end:%Y-%m-%d %H:%M} UTC, "
-        f"{window.bucket_seconds // 60}-minute buckets, refreshed {window.end:%H:%M:%S} UTC"
+        f"{ui.duration(window.bucket_seconds)} buckets"
     )
 
     volume = ui.fetch(ctx, "sentiment_volume", filters, window.bucket_seconds)
