@@ -47,6 +47,8 @@ class DetectorParams:
     cooldown_buckets: int = 288
     rel_floor: float = 0.1
     weekday_aware: bool = True
+    min_history_days: int = 2  # no decision until this many same-kind days of history exist (warm-up)
+    p_max: float = 1e-6  # Poisson tail probability of the count under the usual rate must be at most this
 
     @property
     def window(self) -> timedelta:
@@ -91,6 +93,8 @@ class SpikeScores:
     spread: np.ndarray
     z: np.ndarray
     surprise: np.ndarray
+    history_days: np.ndarray  # how many reference days the baseline had
+    rate: np.ndarray  # usual count as a Poisson mean (winsorised mean of the reference days)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,13 +139,16 @@ def rolling_sum(values: np.ndarray, width: int) -> np.ndarray:
     return csum[idx] - csum[np.maximum(idx - width, 0)]
 
 
-def seasonal_baseline(x: np.ndarray, start: datetime, params: DetectorParams) -> tuple[np.ndarray, np.ndarray]:
-    """Median and spread of ``x`` at the same time of day on earlier days of the same kind (causal)."""
+def seasonal_baseline(x: np.ndarray, start: datetime, params: DetectorParams
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Median, spread, number of reference days and winsorised mean of ``x`` at the same time of day on
+    earlier days of the same kind (causal). The median is zero on a sparse key; the mean is what a Poisson
+    tail needs."""
     n = len(x)
     per_day = params.buckets_per_day
     lags = [per_day * k for k in range(1, params.baseline_days + 1) if per_day * k < n]
     if not lags:
-        return np.zeros(n), np.ones(n)
+        return np.zeros(n), np.ones(n), np.zeros(n, dtype=int), np.zeros(n)
     refs = np.full((len(lags), n), np.nan)
     ends = start.timestamp() + params.bucket_seconds * (np.arange(n) + 1)
     weekend = ((np.floor((ends - 1) / SECONDS_PER_DAY).astype(np.int64) + 3) % 7) >= 5  # 1970-01-01 = Thursday
@@ -156,7 +163,18 @@ def seasonal_baseline(x: np.ndarray, start: datetime, params: DetectorParams) ->
     centre = np.nan_to_num(centre, nan=0.0)
     spread = np.maximum.reduce([np.nan_to_num(mad, nan=0.0), np.sqrt(np.maximum(centre, 1.0)),
                                 params.rel_floor * centre])
-    return centre, spread
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        rate = np.nan_to_num(np.nanmean(np.minimum(refs, centre + params.z_enter * spread), axis=0), nan=0.0)
+    # A sparse key has too few items per time of day to estimate its rate there: half its average rate over
+    # the whole baseline span is a floor, capped so it never masks the weekly cycle of a busy key.
+    span = params.baseline_days * per_day
+    csum = np.concatenate([[0.0], np.cumsum(x)])
+    idx = np.arange(n)
+    lo = np.maximum(idx - span, 0)
+    pooled = np.where(idx > 0, (csum[idx] - csum[lo]) / np.maximum(idx - lo, 1), 0.0)
+    rate = np.maximum(rate, np.minimum(0.5 * pooled, 2.0))
+    return centre, spread, np.sum(~np.isnan(refs), axis=0), rate
 
 
 def score_series(series: CountSeries, params: DetectorParams) -> SpikeScores:
@@ -165,11 +183,11 @@ def score_series(series: CountSeries, params: DetectorParams) -> SpikeScores:
     count = rolling_sum(neg, params.window_buckets)
     total = None if series.total is None else rolling_sum(np.asarray(series.total, dtype=float),
                                                           params.window_buckets)
-    baseline, spread = seasonal_baseline(count, series.start, params)
+    baseline, spread, days, rate = seasonal_baseline(count, series.start, params)
     z = (count - baseline) / spread
     peaks = _trailing_max(z, params.peak_lookback_buckets, params.peak_gap_buckets)
     surprise = np.where(z > 0, z / np.maximum(peaks, params.z_enter), 0.0)
-    return SpikeScores(count, total, baseline, spread, z, surprise)
+    return SpikeScores(count, total, baseline, spread, z, surprise, days, rate)
 
 
 def _trailing_max(z: np.ndarray, lookback: int, gap: int) -> np.ndarray:
@@ -252,9 +270,13 @@ def scan(series: CountSeries, params: DetectorParams, begin: int = 0, state: Key
 
 
 def _enters(scores: SpikeScores, t: int, params: DetectorParams) -> bool:
+    if scores.history_days[t] < params.min_history_days:
+        return False
     if scores.z[t] < params.z_enter or scores.count[t] < params.min_count:
         return False
     if scores.surprise[t] < params.surprise_min:
+        return False
+    if params.p_max < 1.0 and poisson_tail(int(round(scores.count[t])), max(float(scores.rate[t]), 0.05)) > params.p_max:
         return False
     if scores.total is not None and scores.total[t] > 0:
         return bool(scores.count[t] / scores.total[t] >= params.share_floor)
@@ -269,10 +291,12 @@ def _spike(series: CountSeries, scores: SpikeScores, t: int, params: DetectorPar
     z = float(scores.z[t])
     return Spike(
         index=t, window_start=end - params.window, window_end=end, severity=severity_of(z, params),
-        count=count, baseline=round(base, 2), z=round(z, 2), p_value=poisson_tail(count, max(base, 0.5)),
+        count=count, baseline=round(base, 2), z=round(z, 2),
+        p_value=poisson_tail(count, max(float(scores.rate[t]), 0.05)),
         surprise=round(float(scores.surprise[t]), 3), total=total,
         share=None if share is None else round(share, 3),
-        details={"spread": round(float(scores.spread[t]), 2), "window_minutes": params.window_buckets
+        details={"spread": round(float(scores.spread[t]), 2), "usual_rate": round(float(scores.rate[t]), 2),
+                 "window_minutes": params.window_buckets
                  * params.bucket_seconds // 60},
     )
 

@@ -36,7 +36,7 @@ PROFILE_NAMES = ("standard", "reward_low_FP_rate", "reward_low_FN_rate")
 # The one parameter set used for every NAB file and profile (5-minute volume series; no negative share).
 NAB_PARAMS = DetectorParams(
     bucket_seconds=300, window_buckets=3, baseline_days=28, min_count=5, share_floor=0.0, z_enter=4.0,
-    z_exit=1.0, surprise_min=0.6, peak_lookback_buckets=2016, peak_gap_buckets=36, cooldown_buckets=288,
+    z_exit=1.0, surprise_min=0.6, peak_lookback_buckets=2016, peak_gap_buckets=36, cooldown_buckets=288, p_max=1.0,
 )
 
 
