@@ -36,9 +36,8 @@ RUN pip install --no-deps . \
 
 # ---------------------------------------------------------------- backbone: GGUF -> Hugging Face folder, once
 FROM build AS backbone
-ENV FINPULSE_MODEL_CACHE_DIR=/opt/finpulse/cache
-RUN python -c "from monitor.settings import Settings; from monitor.backbone import resolve_backbone; \
-m = Settings().model; print(resolve_backbone(m.backbone, m.cache_dir))"
+ENV FINPULSE_MODEL_CACHE_DIR=/opt/finpulse/cache HF_HUB_OFFLINE=1
+RUN finpulse model prepare
 
 # ---------------------------------------------------------------- runtime: slim, non-root
 FROM ${PYTHON_IMAGE} AS runtime

@@ -29,7 +29,6 @@ import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -46,8 +45,6 @@ COMPOSE = REPO / "docker-compose.yml"
 GPU_OVERRIDE = REPO / "docker-compose.gpu.yml"
 ENV_EXAMPLE = REPO / ".env.example"
 FINPULSE_BIN = Path(sys.executable).with_name("finpulse")  # the console script the image puts on PATH
-# Subcommands written in other packages; until a package lands its service is skipped, not failed.
-PENDING = {"scheduler": "monitor.alerts.cli", "dashboard": "dashboards.cli"}
 _VAR = re.compile(
     r"\$(?:(?P<escaped>\$)|\{(?P<braced>\w+)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}|(?P<named>\w+))"
 )
@@ -212,6 +209,13 @@ def test_dockerfile_pins_and_runs_as_non_root() -> None:
     }
     assert targets <= {s for _, s in stages}
     assert ".env" in (REPO / ".dockerignore").read_text().split(), "secrets must stay out of the image"
+    unknown = set(re.findall(r"\b(FINPULSE_\w+)=", text)) - settings_env_names()
+    assert not unknown, f"Dockerfile sets FINPULSE_* names that are not settings: {unknown}"
+    for run in re.findall(r"^RUN\s+(finpulse\s.*)$", text, re.M):  # build-time steps, e.g. the backbone
+        res = subprocess.run(
+            [str(FINPULSE_BIN), *shlex.split(run)[1:], "--help"], capture_output=True, text=True
+        )
+        assert res.returncode == 0, f"Dockerfile runs `{run}`, which finpulse does not have: {res.stderr}"
 
 
 # ---------------------------------------------------------------- the stack as local processes
@@ -226,7 +230,6 @@ class Stack:
     kafka: KafkaSettings
     rss_title: str
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
-    pending: dict[str, str] = field(default_factory=dict)
 
     def log(self, name: str) -> str:
         path = self.workdir / f"{name}.log"
@@ -355,9 +358,6 @@ def stack(
             if not is_finpulse(svc):
                 continue
             argv = argv_of(svc["command"])
-            if argv[1] in PENDING and find_spec(PENDING[argv[1]]) is None:
-                st.pending[name] = f"`finpulse {argv[1]}` ({PENDING[argv[1]]}) is not built yet"
-                continue
             env = swap_unreachable(container_env(svc, compose_env), compose, broker, database, workdir)
             st.env[name] = {**base, **env, "PYTHONUNBUFFERED": "1"}
             with open(workdir / f"{name}.log", "wb") as log:
@@ -451,8 +451,6 @@ def test_stack_tags_news_from_every_source(stack: Stack) -> None:
 @pytest.mark.broker
 @pytest.mark.parametrize("service", ["worker", "ingest", "demo", "scheduler", "dashboard"])
 def test_service_is_up_and_its_healthcheck_passes(stack: Stack, service: str) -> None:
-    if service in stack.pending:
-        pytest.skip(f"{service}: {stack.pending[service]}; it runs here as soon as it lands")
     proc = stack.procs[service]
     deadline = time.monotonic() + 90  # the worker serves metrics once its model is loaded
     while (res := run_healthcheck(stack, service)).returncode != 0 and time.monotonic() < deadline:
@@ -467,8 +465,6 @@ def test_service_is_up_and_its_healthcheck_passes(stack: Stack, service: str) ->
 @pytest.mark.postgres
 @pytest.mark.broker
 def test_dashboard_answers(stack: Stack) -> None:
-    if "dashboard" in stack.pending:
-        pytest.skip(f"dashboard: {stack.pending['dashboard']}")
     port = stack.env["dashboard"]["FINPULSE_DASHBOARD_PORT"]
     deadline = time.monotonic() + 90
     while True:
