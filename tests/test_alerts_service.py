@@ -1,0 +1,206 @@
+"""Detection + delivery against real databases (SQLite file, local PostgreSQL) and a real HTTP receiver:
+alert states pending -> sent / failed, retries on later runs, restarts, and two schedulers racing."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+from pydantic import SecretStr
+from sqlalchemy.engine import Engine
+
+from monitor.alerts.locks import DatabaseLock
+from monitor.alerts.notifiers import WebhookSender, parse_webhooks
+from monitor.alerts.queries import list_alerts
+from monitor.alerts.scheduler import build_scheduler, guarded_run
+from monitor.alerts.service import AlertService, RunReport
+from monitor.settings import AlertSettings
+from monitor.store import init_db, make_engine
+from test_alerts_support import NOW, WebhookReceiver, receiver, seed_history, seed_surge  # noqa: F401
+
+
+def alert_settings(*paths: str, receiver: WebhookReceiver, **kw: object) -> AlertSettings:
+    hooks = ",".join(f'{{"url": "{receiver.url(p)}", "kind": "json"}}' for p in paths)
+    base: dict[str, object] = dict(
+        interval_seconds=60, bucket_seconds=300, window_minutes=60, baseline_days=7, min_count=5,
+        share_floor=0.35, z_threshold=4.0, surprise_min=0.0, peak_lookback_hours=0, cooldown_minutes=120,
+        ticker_min_volume=5, webhooks=SecretStr(f"[{hooks}]"), max_per_second=100.0, timeout_seconds=2.0,
+        retries_per_run=1, backoff_seconds=0.0, max_retry_after_seconds=2.0, lock_name=f"test-{uuid.uuid4().hex}",
+    )
+    base.update(kw)
+    return AlertSettings(**base)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    e = make_engine(db_url)
+    init_db(e)
+    yield e
+    e.dispose()
+
+
+def service(engine: Engine, settings: AlertSettings) -> AlertService:
+    return AlertService(engine, settings, parse_webhooks(settings), WebhookSender.from_settings(settings))
+
+
+@pytest.fixture
+def surge_db(engine: Engine) -> Engine:
+    seed_history(engine, NOW)
+    seed_surge(engine, NOW, n=30, ticker="ACME")
+    return engine
+
+
+def test_quiet_history_raises_nothing(engine: Engine, receiver: WebhookReceiver) -> None:
+    seed_history(engine, NOW)
+    report = service(engine, alert_settings("/h", receiver=receiver)).run_once(NOW)
+    assert report.new_alerts == 0 and report.keys >= 2
+    assert receiver.received() == []
+
+
+def test_surge_alert_is_stored_explained_and_sent_once(surge_db: Engine, receiver: WebhookReceiver) -> None:
+    s = alert_settings("/h", receiver=receiver)
+    report = service(surge_db, s).run_once(NOW)
+    assert report.new_alerts == 3 and report.sent == 3  # overall, topic Markets, ticker ACME
+    with surge_db.connect() as conn:
+        stored = list_alerts(conn)
+    assert {str(a.key) for a in stored} == {"all", "topic:Markets", "ticker:ACME"}
+    a = next(a for a in stored if a.key.kind == "ticker")
+    assert a.state == "sent" and a.attempts == 1 and a.sent_at == NOW and a.last_error is None
+    assert a.details["count"] >= 5 and a.details["z"] >= 4 and a.details["share"] == 1.0  # fired early in the surge
+    assert "negative items in 1 h" in a.details["explanation"]
+    assert a.details["headlines"][0]["title"].startswith("Lender s") and a.details["headlines"][0]["url"]
+    assert a.window_end <= NOW and a.window_end - a.window_start == timedelta(hours=1)
+    bodies = [r.body for r in receiver.received("/h")]
+    assert sorted(b["key"] for b in bodies) == ["all", "ticker:ACME", "topic:Markets"]
+    # Later runs (same process, then a restarted one) neither repeat nor re-send.
+    again = service(surge_db, s).run_once(NOW + timedelta(minutes=5))
+    restarted = service(surge_db, s).run_once(NOW + timedelta(minutes=30))
+    assert again.new_alerts == restarted.new_alerts == 0 and again.sent == restarted.sent == 0
+    assert len(receiver.received("/h")) == 3
+
+
+def test_failed_delivery_is_kept_and_retried_on_a_later_run(surge_db: Engine, receiver: WebhookReceiver) -> None:
+    receiver.answer("/down", 500)
+    s = alert_settings("/down", receiver=receiver)
+    first = service(surge_db, s).run_once(NOW)
+    assert first.new_alerts == 3 and first.failed == 3 and first.sent == 0
+    with surge_db.connect() as conn:
+        stored = list_alerts(conn)
+    assert all(a.state == "failed" and a.attempts == 1 for a in stored)
+    assert all("HTTP 500" in (a.last_error or "") and "127.0.0.1" not in (a.last_error or "") for a in stored)
+    assert all(a.next_attempt_at == NOW + timedelta(seconds=60) for a in stored)
+    # Not due yet: nothing is posted.
+    assert service(surge_db, s).run_once(NOW + timedelta(seconds=30)).failed == 0
+    assert len(receiver.received("/down")) == 3
+    # Still failing: attempts grow, backoff doubles.
+    service(surge_db, s).run_once(NOW + timedelta(seconds=60))
+    with surge_db.connect() as conn:
+        assert {(a.attempts, a.next_attempt_at) for a in list_alerts(conn)} == {
+            (2, NOW + timedelta(seconds=180))}
+    # The receiver recovers: every alert goes out exactly once, state sent.
+    receiver.answer("/down", 200)
+    done = service(surge_db, s).run_once(NOW + timedelta(seconds=180))
+    assert done.sent == 3 and done.new_alerts == 0
+    with surge_db.connect() as conn:
+        assert {(a.state, a.attempts) for a in list_alerts(conn)} == {("sent", 3)}
+    assert service(surge_db, s).run_once(NOW + timedelta(hours=1)).sent == 0
+    ok = [r for r in receiver.received("/down")]
+    assert len(ok) == 3 + 3 + 3
+
+
+def test_partial_failure_resends_only_to_the_receiver_that_missed_it(surge_db: Engine,
+                                                                    receiver: WebhookReceiver) -> None:
+    receiver.answer("/bad", 500, 200)  # the first post to /bad fails, later ones succeed
+    s = alert_settings("/good", "/bad", receiver=receiver)
+    service(surge_db, s).run_once(NOW)
+    with surge_db.connect() as conn:
+        failed = [a for a in list_alerts(conn) if a.state == "failed"]
+    assert len(failed) == 1 and len(failed[0].deliveries) == 1  # /good already has it
+    service(surge_db, s).run_once(NOW + timedelta(minutes=2))
+    good = [r.body["alert_key"] for r in receiver.received("/good")]
+    bad = [r.body["alert_key"] for r in receiver.received("/bad")]
+    assert len(good) == 3 and len(set(good)) == 3  # never re-posted to the receiver that accepted it
+    assert len(bad) == 4 and bad.count(failed[0].alert_key) == 2
+    with surge_db.connect() as conn:
+        assert {a.state for a in list_alerts(conn)} == {"sent"}
+
+
+def test_rate_limited_receiver_is_retried_after_retry_after(surge_db: Engine, receiver: WebhookReceiver) -> None:
+    receiver.answer("/slack", ("429", 600))
+    s = alert_settings("/slack", receiver=receiver)
+    service(surge_db, s).run_once(NOW)
+    with surge_db.connect() as conn:
+        stored = list_alerts(conn)
+    assert {a.state for a in stored} == {"failed"}
+    assert min(a.next_attempt_at for a in stored) >= NOW + timedelta(seconds=600)  # type: ignore[type-var]
+
+
+def race(services: list[AlertService], locks: list[DatabaseLock], nows: list) -> list[list[RunReport]]:
+    """Each service runs its guarded job at each ``now``, all services started together per tick."""
+    reports: list[list[RunReport]] = [[] for _ in services]
+    for now in nows:
+        barrier = threading.Barrier(len(services))
+
+        def go(i: int) -> None:
+            barrier.wait()
+            reports[i].append(guarded_run(services[i], locks[i], now))
+
+        threads = [threading.Thread(target=go, args=(i,)) for i in range(len(services))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+    return reports
+
+
+def test_two_schedulers_racing_send_exactly_once(db_url: str, receiver: WebhookReceiver) -> None:
+    setup = make_engine(db_url)
+    init_db(setup)
+    seed_history(setup, NOW)
+    seed_surge(setup, NOW, n=30, ticker="ACME")
+    s = alert_settings("/race", receiver=receiver)
+    engines = [make_engine(db_url) for _ in range(2)]
+    services = [service(e, s) for e in engines]
+    locks = [DatabaseLock(e, s.lock_name, timedelta(minutes=5)) for e in engines]
+    try:
+        reports = race(services, locks, [NOW + timedelta(seconds=60 * k) for k in range(4)])
+        ran = [sum(not r.skipped for r in rs) for rs in reports]
+        assert sorted(ran) == [0, 4]  # one instance did every run, the other waited on standby
+        bodies = receiver.received("/race")
+        assert sorted(b.body["key"] for b in bodies) == ["all", "ticker:ACME", "topic:Markets"]
+        # The holder goes away: the standby takes over (PostgreSQL: session closed; SQLite: lease expired).
+        holder = ran.index(4)
+        locks[holder].release()
+        standby = 1 - holder
+        assert guarded_run(services[standby], locks[standby], NOW + timedelta(minutes=10)).skipped is False
+        assert guarded_run(services[holder], locks[holder], NOW + timedelta(minutes=11)).skipped is True
+    finally:
+        for lock in locks:
+            lock.release()
+        for e in [*engines, setup]:
+            e.dispose()
+
+
+def test_sqlite_lease_of_a_crashed_holder_expires(tmp_path, receiver: WebhookReceiver) -> None:  # noqa: ANN001
+    url = f"sqlite:///{tmp_path / 'lease.db'}"
+    e = make_engine(url)
+    init_db(e)
+    a = DatabaseLock(e, "lease-test", timedelta(minutes=5), holder="a")
+    b = DatabaseLock(e, "lease-test", timedelta(minutes=5), holder="b")
+    assert a.ensure(NOW) and not b.ensure(NOW + timedelta(minutes=1))
+    assert a.ensure(NOW + timedelta(minutes=4))  # renewal extends the lease
+    assert not b.ensure(NOW + timedelta(minutes=8))
+    assert b.ensure(NOW + timedelta(minutes=10))  # "a" stopped renewing (crashed): lease expired
+    assert not a.ensure(NOW + timedelta(minutes=10, seconds=1))
+    e.dispose()
+
+
+def test_apscheduler_job_defaults(engine: Engine, receiver: WebhookReceiver) -> None:
+    scheduler = build_scheduler(lambda: None, 60)
+    job = scheduler.get_jobs()[0] if scheduler.get_jobs() else None
+    defaults = scheduler._job_defaults  # noqa: SLF001 (no public accessor in APScheduler 3)
+    assert defaults["coalesce"] is True and defaults["max_instances"] == 1 and defaults["misfire_grace_time"] == 60
+    assert job is not None and job.trigger.interval == timedelta(seconds=60)
