@@ -62,7 +62,7 @@ COPY --from=backbone /opt/finpulse/cache /opt/finpulse/cache
 # The shipped classifier (weights, label maps, tokenizer); the only part of the source tree needed at run time.
 COPY --from=build --chown=finpulse:finpulse /src/models /app/models
 WORKDIR /app
-USER finpulse:finpulse
+USER 10001:10001
 # /app/data holds the RSS ingest state (a named volume in docker-compose.yml, which inherits this ownership).
 EXPOSE 8501 9108
 CMD ["finpulse", "--help"]

@@ -167,7 +167,8 @@ def test_compose_files_are_valid_and_read_as_compose_reads_them() -> None:
     assert container_env(gpu, env)["FINPULSE_MODEL_DEVICE"] == "cuda"
     assert gpu["build"]["args"]["TORCH_INDEX_URL"] != services["worker"]["build"]["args"]["TORCH_INDEX_URL"]
     for name, svc in services.items():
-        if is_finpulse(svc) and svc.get("restart") != "no":
+        if svc.get("restart") != "no":  # long-running: comes back after a crash or a host reboot
+            assert svc.get("restart") in ("always", "unless-stopped"), f"{name} has no restart policy"
             assert svc.get("healthcheck", {}).get("test"), f"{name} has no healthcheck"
         assert all(d["condition"] for d in svc.get("depends_on", {}).values()), name
     assert "deploy" not in services["scheduler"] and "scale" not in services["scheduler"], (
