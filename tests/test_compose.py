@@ -161,6 +161,10 @@ def test_compose_files_are_valid_and_read_as_compose_reads_them() -> None:
     services = load_compose(env)["services"]
     assert "profiles" not in services["worker"], "the worker must start without a GPU profile"
     assert services["demo"]["profiles"] == ["demo"]
+    ingest = argv_of(services["ingest"]["command"])
+    state = ingest[ingest.index("--state") + 1]
+    mounts = [v.split(":")[1] for v in services["ingest"].get("volumes", [])]
+    assert any(state.startswith(m + "/") for m in mounts), "RSS state must live on a volume (no re-sends)"
     gpu = load_compose(env, COMPOSE, GPU_OVERRIDE)["services"]["worker"]
     [device] = gpu["deploy"]["resources"]["reservations"]["devices"]
     assert device["driver"] == "nvidia" and "gpu" in device["capabilities"]
@@ -439,6 +443,7 @@ def test_stack_tags_news_from_every_source(stack: Stack) -> None:
 
     wait_for(lambda: count(tagged_news.c.id == item.id) == 1, 180, stack, "the produced item in tagged_news")
     wait_for(lambda: count(tagged_news.c.title == stack.rss_title) == 1, 60, stack, "the RSS headline")
+    assert (stack.workdir / "data" / "rss-state.json").exists(), "ingest kept its state outside /app/data"
     if "demo" in stack.procs:
         wait_for(lambda: count(tagged_news.c.source == "Demo Wire") > 0, 60, stack, "simulator items")
     with engine.connect() as conn:
