@@ -272,8 +272,8 @@ def swap_unreachable(
         if port_var in env:  # container ports are private there; here they may be taken
             out[port_var] = str(free_port())
     if "FINPULSE_MODEL_PATH" in env:
-        # The image ships the trained SmolLM2 classifier; on these 2-core CPUs it is too slow for a test, so the
-        # worker runs the tiny random GPT (same code path: tokenizer, forward pass, heads).
+        # The image ships the trained SmolLM2 classifier; loading and running it on these 2-core CPUs is too slow
+        # for a test, so the same worker runs the tiny random GPT (real tokenizer and forward pass) instead.
         out["FINPULSE_MODEL_PATH"] = "tiny-random"
     for key, val in env.items():
         if val.startswith(("/opt/", "/app/")) and key != "FINPULSE_MODEL_PATH":
