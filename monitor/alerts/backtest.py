@@ -159,7 +159,7 @@ def run_backtest(frame: pd.DataFrame, params: DetectorParams, ticker_min_volume:
         for spike in spikes:
             in_window = rows[(rows["published_at"] >= spike.window_start) & (rows["published_at"] < spike.window_end)
                              & (rows["sentiment"] == "negative")]
-            worst = in_window.sort_values("sentiment_score").head(headlines_per_alert) if "sentiment_score" in rows \
+            worst = in_window.sort_values("sentiment_score", kind="stable").head(headlines_per_alert) if "sentiment_score" in rows \
                 else in_window.head(headlines_per_alert)
             found.append(BacktestAlert(key, spike, tuple(worst["text"])))
     return sorted(found, key=lambda a: (a.spike.window_end, str(a.key)))

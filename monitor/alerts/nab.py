@@ -225,8 +225,13 @@ def score_profile(profile: str, cost: CostMatrix, results: Mapping[str, tuple[Se
     raw = sum(fs.score for fs in per_file)
     n_windows = sum(f.n_windows for f in files)
     null, perfect = -cost.fn * n_windows, cost.tp * n_windows
-    normalised = 100.0 * (raw - null) / (perfect - null) if perfect != null else 0.0
-    return ProfileResult(profile, float(threshold), raw, null, perfect, normalised, per_file)
+    return ProfileResult(profile, float(threshold), raw, null, perfect, normalise(raw, n_windows, cost), per_file)
+
+
+def normalise(raw: float, n_windows: int, cost: CostMatrix) -> float:
+    """``100 (raw - null) / (perfect - null)``: null misses every window, perfect catches each on its first row."""
+    null, perfect = -cost.fn * n_windows, cost.tp * n_windows
+    return 100.0 * (raw - null) / (perfect - null) if perfect != null else 0.0
 
 
 # --- running the detector on a NAB-layout folder --------------------------------------------------------
