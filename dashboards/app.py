@@ -6,23 +6,33 @@ the shared sidebar filters, then runs the selected page from ``pages/``.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
 from dashboards import ui
 
-PAGES = [
-    st.Page("pages/overview.py", title="Overview", icon=":material/monitoring:", default=True),
-    st.Page("pages/headlines.py", title="Headlines", icon=":material/article:"),
-    st.Page("pages/tickers.py", title="Tickers", icon=":material/candlestick_chart:"),
-    st.Page("pages/alerts.py", title="Alerts", icon=":material/notifications_active:"),
-    st.Page("pages/system.py", title="System", icon=":material/monitor_heart:"),
-]
+PAGE_DIR = Path(__file__).resolve().parent / "pages"
+# file stem -> (title, icon); the first is the landing page.
+PAGES = {
+    "overview": ("Overview", ":material/monitoring:"),
+    "headlines": ("Headlines", ":material/article:"),
+    "tickers": ("Tickers", ":material/candlestick_chart:"),
+    "alerts": ("Alerts", ":material/notifications_active:"),
+    "system": ("System", ":material/monitor_heart:"),
+}
 
 
-def main() -> None:
+def main(landing: str = "overview") -> None:
+    """Check the database, draw the shared sidebar, run the selected page (``landing`` when the URL names
+    none)."""
     st.set_page_config(page_title="FinPulse", page_icon=":material/monitoring:", layout="wide")
     ctx = ui.context()
-    page = st.navigation(PAGES)
+    pages = [
+        st.Page(PAGE_DIR / f"{stem}.py", title=title, icon=icon, default=stem == landing)
+        for stem, (title, icon) in PAGES.items()
+    ]
+    page = st.navigation(pages)
     problem = ui.database_problem(ctx)
     if problem is not None:
         show_database_problem(ctx, problem)
@@ -50,4 +60,5 @@ def show_database_problem(ctx: ui.Context, problem: str) -> None:
     recheck()
 
 
-main()
+if __name__ == "__main__":
+    main()

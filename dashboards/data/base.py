@@ -51,9 +51,9 @@ def window_for(label: str, now: datetime) -> Window:
     return Window(datetime.fromtimestamp(start_epoch, UTC), now, bucket)
 
 
-def safe_url(url: str | None) -> str | None:
+def safe_url(url: object) -> str | None:
     """Only http(s) links from news reach the browser (no ``javascript:`` or ``data:`` URLs)."""
-    if not url:
+    if not isinstance(url, str) or not url:
         return None
     try:
         scheme = urlsplit(url.strip()).scheme.lower()

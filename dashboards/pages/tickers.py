@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboards import charts, ui
+from dashboards.app import PAGE_DIR
 
 MIN_ITEMS = 5
 ctx = ui.context()
@@ -50,7 +51,7 @@ def live_tickers() -> None:
         return
     st.plotly_chart(charts.ticker_trend(trend, choice), width="stretch", key="ticker_chart")
     st.page_link(
-        "pages/headlines.py",
+        PAGE_DIR / "headlines.py",
         label=f"Headlines about {choice}",
         icon=":material/article:",
         query_params={"ticker": choice},
