@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
-from kafka.errors import KafkaError, NoBrokersAvailable, TopicAlreadyExistsError
+from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from monitor.settings import KafkaSettings
 
@@ -34,7 +34,7 @@ def retry_connect(
     for delay in backoff_delays():
         try:
             return make()
-        except (NoBrokersAvailable, KafkaError, OSError) as exc:
+        except (KafkaError, OSError) as exc:
             if max_wait_s is not None and time.monotonic() - started > max_wait_s:
                 raise
             log.warning("%s: broker not reachable (%s); retrying in %.1fs", what, exc.__class__.__name__, delay)

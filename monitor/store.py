@@ -7,6 +7,7 @@ dashboard) uses the tables below with bound parameters only.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -162,28 +163,34 @@ def make_engine(url: str, echo: bool = False) -> Engine:
         @sa.event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
             cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA busy_timeout=30000")  # first: the pragmas below may need the lock
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
 
     return engine
 
 
-def init_db(engine: Engine) -> None:
-    """Create tables, indexes and the ``tagged_news`` view if missing (idempotent, safe to race)."""
-    try:
-        with engine.begin() as conn:
-            if engine.dialect.name == "postgresql":  # serialise concurrent first starts
-                conn.execute(sa.text("SELECT pg_advisory_xact_lock(7243001)"))
-            metadata.create_all(conn, checkfirst=True)
-            if not sa.inspect(conn).has_table("tagged_news") and "tagged_news" not in sa.inspect(
-                conn
-            ).get_view_names():
-                conn.execute(sa.text(TAGGED_NEWS_VIEW))
-    except SQLAlchemyError as exc:
-        raise StoreError(f"cannot initialise database: {exc.__class__.__name__}: {exc}") from exc
+def init_db(engine: Engine, attempts: int = 5) -> None:
+    """Create tables, indexes and the ``tagged_news`` view if missing (idempotent). Several processes may
+    start at once: PostgreSQL serialises them with an advisory lock; on SQLite a lost race ("already
+    exists") is simply retried."""
+    for attempt in range(attempts):
+        try:
+            with engine.begin() as conn:
+                if engine.dialect.name == "postgresql":
+                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(7243001)"))
+                if engine.dialect.name == "sqlite":  # persistent in the file; readers never block the writer
+                    conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+                metadata.create_all(conn, checkfirst=True)
+                if "tagged_news" not in sa.inspect(conn).get_view_names():
+                    conn.execute(sa.text(TAGGED_NEWS_VIEW))
+            return
+        except SQLAlchemyError as exc:
+            if "already exists" in str(exc) and attempt < attempts - 1:
+                time.sleep(0.2 * (attempt + 1))
+                continue
+            raise StoreError(f"cannot initialise database: {exc.__class__.__name__}: {exc}") from exc
 
 
 def epoch_seconds(column: Any, dialect_name: str) -> Any:
