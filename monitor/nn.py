@@ -133,7 +133,7 @@ def _make_module_class() -> type:
 
         def __init__(self, backbone: nn.Module, spec: ModelSpec, hidden: int) -> None:
             super().__init__()
-            self.backbone = backbone
+            self.backbone: Any = backbone  # an HF base model (LlamaModel / GPT2Model)
             self.spec = spec
             self.topic_head = nn.Sequential(
                 nn.Dropout(spec.head_dropout), nn.Linear(hidden, len(spec.topics))
@@ -191,7 +191,7 @@ def two_head_class() -> type:
     return _MODULE_CLASS
 
 
-def build_network(backbone: nn.Module, spec: ModelSpec) -> nn.Module:
+def build_network(backbone: Any, spec: ModelSpec) -> Any:
     """Wrap an HF base model (LlamaModel / GPT2Model): truncate, freeze as the mode says, add heads."""
     config = backbone.config
     layers_attr = "layers" if hasattr(backbone, "layers") else "h"
@@ -224,7 +224,7 @@ def build_network(backbone: nn.Module, spec: ModelSpec) -> nn.Module:
     return net
 
 
-def _lora_target_names(net: nn.Module, spec: ModelSpec) -> list[str]:
+def _lora_target_names(net: Any, spec: ModelSpec) -> list[str]:
     targets = LLAMA_LORA_TARGETS if hasattr(net.backbone, "layers") else GPT2_LORA_TARGETS
     start = spec.split_layer or 0
     names = []
@@ -240,7 +240,7 @@ def _lora_target_names(net: nn.Module, spec: ModelSpec) -> list[str]:
     return names
 
 
-def add_lora(net: nn.Module, spec: ModelSpec) -> None:
+def add_lora(net: Any, spec: ModelSpec) -> None:
     """Inject LoRA adapters (peft) into the trained layers of ``net.backbone``; only they train."""
     from peft import LoraConfig, inject_adapter_in_model
 

@@ -55,7 +55,7 @@ class TrainConfig:
     split_layer: int | None = 12
     pooling: Pooling = "mean"
     max_length: int = 64
-    epochs: int = 4
+    epochs: int = 3
     lr: float = 5e-4  # LoRA / trained layers
     head_lr: float = 2e-3
     weight_decay: float = 0.01
