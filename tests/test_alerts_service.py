@@ -25,10 +25,24 @@ from test_alerts_support import NOW, WebhookReceiver, receiver, seed_history, se
 def alert_settings(*paths: str, receiver: WebhookReceiver, **kw: object) -> AlertSettings:
     hooks = ",".join(f'{{"url": "{receiver.url(p)}", "kind": "json"}}' for p in paths)
     base: dict[str, object] = dict(
-        interval_seconds=60, bucket_seconds=300, window_minutes=60, baseline_days=7, min_count=5,
-        share_floor=0.35, z_threshold=4.0, surprise_min=0.0, peak_lookback_hours=0, cooldown_minutes=120,
-        ticker_min_volume=5, webhooks=SecretStr(f"[{hooks}]"), max_per_second=100.0, timeout_seconds=2.0,
-        retries_per_run=1, backoff_seconds=0.0, max_retry_after_seconds=2.0, lock_name=f"test-{uuid.uuid4().hex}",
+        interval_seconds=60,
+        bucket_seconds=300,
+        window_minutes=60,
+        baseline_days=7,
+        min_count=5,
+        share_floor=0.35,
+        z_threshold=4.0,
+        surprise_min=0.0,
+        peak_lookback_hours=0,
+        cooldown_minutes=120,
+        ticker_min_volume=5,
+        webhooks=SecretStr(f"[{hooks}]"),
+        max_per_second=100.0,
+        timeout_seconds=2.0,
+        retries_per_run=1,
+        backoff_seconds=0.0,
+        max_retry_after_seconds=2.0,
+        lock_name=f"test-{uuid.uuid4().hex}",
     )
     base.update(kw)
     return AlertSettings(**base)  # type: ignore[arg-type]
@@ -69,7 +83,9 @@ def test_surge_alert_is_stored_explained_and_sent_once(surge_db: Engine, receive
     assert {str(a.key) for a in stored} == {"all", "topic:Markets", "ticker:ACME"}
     a = next(a for a in stored if a.key.kind == "ticker")
     assert a.state == "sent" and a.attempts == 1 and a.sent_at == NOW and a.last_error is None
-    assert a.details["count"] >= 5 and a.details["z"] >= 4 and a.details["share"] == 1.0  # fired early in the surge
+    assert (
+        a.details["count"] >= 5 and a.details["z"] >= 4 and a.details["share"] == 1.0
+    )  # fired early in the surge
     assert "negative items in 1 h" in a.details["explanation"]
     assert a.details["headlines"][0]["title"].startswith("Lender s") and a.details["headlines"][0]["url"]
     assert a.window_end <= NOW and a.window_end - a.window_start == timedelta(hours=1)
@@ -82,7 +98,9 @@ def test_surge_alert_is_stored_explained_and_sent_once(surge_db: Engine, receive
     assert len(receiver.received("/h")) == 3
 
 
-def test_failed_delivery_is_kept_and_retried_on_a_later_run(surge_db: Engine, receiver: WebhookReceiver) -> None:
+def test_failed_delivery_is_kept_and_retried_on_a_later_run(
+    surge_db: Engine, receiver: WebhookReceiver
+) -> None:
     receiver.answer("/down", 500)
     s = alert_settings("/down", receiver=receiver)
     first = service(surge_db, s).run_once(NOW)
@@ -99,7 +117,8 @@ def test_failed_delivery_is_kept_and_retried_on_a_later_run(surge_db: Engine, re
     service(surge_db, s).run_once(NOW + timedelta(seconds=60))
     with surge_db.connect() as conn:
         assert {(a.attempts, a.next_attempt_at) for a in list_alerts(conn)} == {
-            (2, NOW + timedelta(seconds=180))}
+            (2, NOW + timedelta(seconds=180))
+        }
     # The receiver recovers: every alert goes out exactly once, state sent.
     receiver.answer("/down", 200)
     done = service(surge_db, s).run_once(NOW + timedelta(seconds=180))
@@ -111,8 +130,9 @@ def test_failed_delivery_is_kept_and_retried_on_a_later_run(surge_db: Engine, re
     assert len(ok) == 3 + 3 + 3
 
 
-def test_partial_failure_resends_only_to_the_receiver_that_missed_it(surge_db: Engine,
-                                                                    receiver: WebhookReceiver) -> None:
+def test_partial_failure_resends_only_to_the_receiver_that_missed_it(
+    surge_db: Engine, receiver: WebhookReceiver
+) -> None:
     receiver.answer("/bad", 500, 200)  # the first post to /bad fails, later ones succeed
     s = alert_settings("/good", "/bad", receiver=receiver)
     service(surge_db, s).run_once(NOW)
@@ -128,7 +148,9 @@ def test_partial_failure_resends_only_to_the_receiver_that_missed_it(surge_db: E
         assert {a.state for a in list_alerts(conn)} == {"sent"}
 
 
-def test_rate_limited_receiver_is_retried_after_retry_after(surge_db: Engine, receiver: WebhookReceiver) -> None:
+def test_rate_limited_receiver_is_retried_after_retry_after(
+    surge_db: Engine, receiver: WebhookReceiver
+) -> None:
     receiver.answer("/slack", ("429", 600))
     s = alert_settings("/slack", receiver=receiver)
     service(surge_db, s).run_once(NOW)
@@ -202,5 +224,51 @@ def test_apscheduler_job_defaults(engine: Engine, receiver: WebhookReceiver) -> 
     scheduler = build_scheduler(lambda: None, 60)
     job = scheduler.get_jobs()[0] if scheduler.get_jobs() else None
     defaults = scheduler._job_defaults  # noqa: SLF001 (no public accessor in APScheduler 3)
-    assert defaults["coalesce"] is True and defaults["max_instances"] == 1 and defaults["misfire_grace_time"] == 60
+    assert (
+        defaults["coalesce"] is True
+        and defaults["max_instances"] == 1
+        and defaults["misfire_grace_time"] == 60
+    )
     assert job is not None and job.trigger.interval == timedelta(seconds=60)
+
+
+def test_two_scheduler_processes_on_one_database_post_each_alert_once(tmp_path, receiver: WebhookReceiver) -> None:  # noqa: ANN001
+    """`finpulse scheduler` twice, for real (APScheduler, SQLite lock row, HTTP): exactly one post per alert."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from datetime import UTC, datetime
+
+    url = f"sqlite:///{tmp_path / 'live.db'}"
+    e = make_engine(url)
+    init_db(e)
+    now = datetime.now(UTC)
+    seed_history(e, now)
+    seed_surge(e, now, n=30, ticker="ACME")
+    e.dispose()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FINPULSE_")}
+    env.update({
+        "FINPULSE_DATABASE_URL": url, "FINPULSE_ALERTS_INTERVAL_SECONDS": "1", "FINPULSE_ALERTS_BASELINE_DAYS": "7",
+        "FINPULSE_ALERTS_Z_THRESHOLD": "4", "FINPULSE_ALERTS_SURPRISE_MIN": "0", "FINPULSE_ALERTS_PEAK_LOOKBACK_HOURS": "0",
+        "FINPULSE_ALERTS_TICKER_MIN_VOLUME": "5", "FINPULSE_ALERTS_MAX_PER_SECOND": "100",
+        "FINPULSE_ALERTS_WEBHOOKS": f'[{{"url": "{receiver.url("/live")}", "kind": "json"}}]',
+        "FINPULSE_ALERTS_LOCK_NAME": f"live-{uuid.uuid4().hex}", "PYTHONUNBUFFERED": "1",
+    })
+    procs = [subprocess.Popen([sys.executable, "-m", "monitor.cli", "scheduler"], env=env, cwd=tmp_path,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+    try:
+        deadline = time.monotonic() + 60
+        while len(receiver.received("/live")) < 3 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(3)  # several more runs of both instances
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        logs = [p.communicate(timeout=30)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], logs
+    keys = sorted(r.body["key"] for r in receiver.received("/live"))
+    assert keys == ["all", "ticker:ACME", "topic:Markets"], logs
+    assert sum("standby" in log for log in logs) == 1  # the second instance waited
+    assert all(receiver.url("/live") not in log for log in logs)  # the webhook URL is a secret
