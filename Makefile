@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test lint bench clean browser-deps
+.PHONY: setup run test lint bench clean system-deps
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -18,17 +18,18 @@ $(STAMP): pyproject.toml Makefile
 
 setup: $(STAMP)
 
-# Headless Chromium + chromedriver for the browser tests (Debian packages).
-browser-deps:
-	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+# Debian packages the tests need: headless Chromium + chromedriver (dashboard browser test) and
+# docker-compose 1.29 (validates docker-compose.yml; no Docker engine is needed).
+system-deps:
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ] || ! command -v docker-compose >/dev/null; then \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -q && $$SUDO apt-get install -y -q chromium chromium-driver; \
+	  $$SUDO apt-get update -q && $$SUDO apt-get install -y -q chromium chromium-driver docker-compose; \
 	fi
 
 run: $(STAMP)
 	$(BIN)/finpulse run
 
-test: $(STAMP) browser-deps
+test: $(STAMP) system-deps
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
