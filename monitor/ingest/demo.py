@@ -22,32 +22,42 @@ COMPANIES: tuple[tuple[str, str], ...] = (
     ("DIS", "Disney"), ("INTC", "Intel"), ("CVX", "Chevron"), ("BAC", "Bank of America"),
 )
 SOURCES = ("Demo Wire", "Market Desk", "FinPulse Sim", "Street Brief")
+# Context clauses keep template headlines from repeating word for word (the worker flags exact repeats).
+WHEN = ("", " in early trading", " in premarket trading", " after the bell", " at midday", " in Europe",
+        " ahead of the open", " in late trading", " on heavy volume", " as sector peers slip")
+
+
+def _fill(rng: random.Random, template: str, name: str) -> str:
+    day = rng.choice(("Monday", "Tuesday", "Wednesday", "Thursday", "Friday")) + f" {rng.randint(1, 28)}"
+    text = template.format(n=name, p=rng.randint(2, 25), b=rng.randint(1, 40), k=f"{rng.randint(2, 90) * 100:,}",
+                           d=day)
+    return text + rng.choice(WHEN)
 
 POSITIVE = (
     "{n} beats quarterly estimates and raises full-year guidance",
-    "{n} shares jump after record revenue",
-    "{n} announces $10 billion share buyback",
+    "{n} shares jump {p}% after record revenue",
+    "{n} announces ${b} billion share buyback",
     "Analysts upgrade {n} to buy, citing strong demand",
-    "{n} raises dividend by 8%",
-    "{n} wins major government contract",
+    "{n} raises dividend by {p}%",
+    "{n} wins ${b} billion government contract",
     "{n} stock hits all-time high on upbeat outlook",
 )
 NEUTRAL = (
-    "{n} to report earnings on Thursday",
+    "{n} to report earnings on {d}",
     "{n} appoints new chief financial officer",
-    "{n} schedules investor day for next month",
-    "{n} completes previously announced bond offering",
+    "{n} schedules investor day for {d}",
+    "{n} completes ${b} billion bond offering",
     "{n} shares little changed ahead of Fed decision",
     "{n} files annual report with the SEC",
-    "{n} holds annual shareholder meeting",
+    "{n} shareholders meet on {d}",
 )
 NEGATIVE = (
-    "{n} shares plunge after profit warning",
+    "{n} shares plunge {p}% after profit warning",
     "{n} misses estimates and cuts guidance",
     "{n} faces regulatory probe over accounting",
     "{n} recalls products after safety complaints",
     "Analysts downgrade {n} to sell on weak demand",
-    "{n} announces layoffs as sales slump",
+    "{n} to cut {k} jobs as sales slump",
     "{n} sued by investors over misleading statements",
 )
 MACRO = (
@@ -59,11 +69,11 @@ MACRO = (
     ("Gold rises to two-month high as investors seek safety", "neutral"),
 )
 INCIDENT = (
-    "{n} shares crash as auditor resigns",
+    "{n} shares crash {p}% as auditor resigns",
     "{n} halts trading after fraud allegations",
     "{n} plunges on surprise loss and CEO exit",
     "{n} downgraded to junk as debt concerns mount",
-    "{n} hit by massive data breach, shares tumble",
+    "{n} hit by data breach affecting {k} customers, shares tumble",
     "Regulators raid {n} offices in bribery probe",
     "{n} warns of liquidity shortfall, stock sinks",
 )
@@ -84,21 +94,21 @@ class DemoConfig:
 
 def make_headline(rng: random.Random, when: datetime, negative_share: float, n: int) -> NewsItem:
     """Pure given the RNG: one ordinary headline."""
-    if rng.random() < 0.15:
-        title, _ = rng.choice(MACRO)
+    if rng.random() < 0.08:
+        title = rng.choice(MACRO)[0] + rng.choice(WHEN)
         tickers: list[str] = []
     else:
         ticker, name = rng.choice(COMPANIES)
         r = rng.random()
         pool = NEGATIVE if r < negative_share else POSITIVE if r < negative_share + 0.35 else NEUTRAL
-        title = rng.choice(pool).format(n=name)
+        title = _fill(rng, rng.choice(pool), name)
         tickers = [ticker]
     return _item(rng, when, title, tickers, n)
 
 
 def make_incident(rng: random.Random, when: datetime, ticker: str, n: int) -> NewsItem:
     name = dict(COMPANIES).get(ticker, ticker)
-    return _item(rng, when, rng.choice(INCIDENT).format(n=name), [ticker], n)
+    return _item(rng, when, _fill(rng, rng.choice(INCIDENT), name), [ticker], n)
 
 
 def _item(rng: random.Random, when: datetime, title: str, tickers: list[str], n: int) -> NewsItem:
