@@ -7,6 +7,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 MAX_LINES = 8  # negative-share lines: the busiest topics only, or the chart turns to spaghetti
+MIN_POINT_ITEMS = 3  # a share over fewer headlines is noise: left as a gap in the topic's line
 
 
 def compact(fig: go.Figure, legend: bool = True) -> go.Figure:
@@ -23,9 +24,21 @@ def compact(fig: go.Figure, legend: bool = True) -> go.Figure:
 def share_with_alerts(shares: pd.DataFrame, fired: pd.DataFrame) -> go.Figure:
     """Negative share per topic over time (busiest topics), with fired alerts marked on the time axis."""
     busiest = shares.groupby("topic")["items"].sum().nlargest(MAX_LINES).index
-    fig = go.Figure()
+    overall = shares.groupby("bucket", as_index=False)[["items", "negative"]].sum()
+    fig = go.Figure(
+        go.Scatter(
+            x=overall["bucket"],
+            y=overall["negative"] / overall["items"],
+            mode="lines",
+            name="all topics",
+            line={"color": "black", "width": 3},
+            customdata=overall[["items"]],
+            hovertemplate="%{y:.0%} of %{customdata[0]} headlines",
+        )
+    )
     for topic in busiest:
-        part = shares[shares["topic"] == topic]
+        part = shares[shares["topic"] == topic].copy()
+        part.loc[part["items"] < MIN_POINT_ITEMS, "negative_share"] = None
         fig.add_trace(
             go.Scatter(
                 x=part["bucket"],

@@ -58,7 +58,7 @@ def _sentiment(rng: random.Random, negative_p: float) -> tuple[str, float]:
 def _rows(n: int, now: datetime, span: timedelta, rng: random.Random, start_index: int) -> Iterator[tuple]:
     span_s = span.total_seconds()
     for k in range(start_index, start_index + n):
-        in_spike = k % 10 == 0  # 10% of items land in the last hour, mostly negative energy news
+        in_spike = k % 50 == 0  # 2% of items land in the last hour, mostly negative energy news
         age = rng.uniform(0, 3600) if in_spike else rng.uniform(0, span_s)
         published = now - timedelta(seconds=age)
         topic = SPIKE_TOPIC if in_spike and rng.random() < 0.5 else rng.choice(TOPICS)

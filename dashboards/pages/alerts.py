@@ -57,7 +57,8 @@ def live_alerts() -> None:
         st.info("No headlines are stored for this alert's window.")
         return
     shown = behind.assign(
-        time=behind["published_at"].dt.strftime("%m-%d %H:%M"), score=behind["sentiment_score"].round(2)
+        time=behind["published_at"].dt.strftime("%m-%d %H:%M"),
+        score=behind["sentiment_score"].map("{:+.2f}".format),
     )
     st.table(
         ui.literal_frame(

@@ -110,7 +110,8 @@ def most_negative(filters: data.Filters) -> None:
         return
     st.subheader("Latest negative headlines")
     table = latest.assign(
-        time=latest["published_at"].dt.strftime("%m-%d %H:%M"), score=latest["sentiment_score"].round(2)
+        time=latest["published_at"].dt.strftime("%m-%d %H:%M"),
+        score=latest["sentiment_score"].map("{:+.2f}".format),
     )
     st.table(
         ui.literal_frame(table[["time", "source", "title", "topic", "score"]], ["source", "title", "topic"]),
