@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import prometheus_client
 import pytest
 import sqlalchemy as sa
 from kafka import KafkaConsumer, KafkaProducer
@@ -144,6 +145,11 @@ def test_malformed_messages_go_to_the_dlq_and_the_worker_keeps_running(kafka: Ka
         produce(kafka, more)
         wait_for(lambda: len(stored_ids(sqlite_url)) == 45, 60, "items after the bad ones")
         assert worker.stats.dlq == len(bad)
+        metrics = prometheus_client.generate_latest(worker.metrics.registry).decode()
+        assert "finpulse_items_total 45.0" in metrics
+        assert sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
+                   if line.startswith("finpulse_dlq_total{")) == len(bad)
+        assert "finpulse_consumer_lag_total 0.0" in metrics and "finpulse_batch_seconds_count" in metrics
     assert len(dlq) == len(bad)
     for msg in dlq:
         headers = {k: v.decode() for k, v in msg.headers}
