@@ -6,6 +6,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from dashboards.data import Window
+
 MAX_LINES = 8  # negative-share lines: the busiest topics only, or the chart turns to spaghetti
 MIN_POINT_ITEMS = 3  # a share over fewer headlines is noise: left as a gap in the topic's line
 
@@ -95,16 +97,24 @@ def share_heatmap(shares: pd.DataFrame) -> go.Figure:
     return fig
 
 
-def ticker_trend(trend: pd.DataFrame, ticker: str) -> go.Figure:
-    """Volume bars and negative share / average score lines for one ticker."""
+def ticker_trend(trend: pd.DataFrame, ticker: str, window: Window) -> go.Figure:
+    """Volume bars and negative share / average score lines for one ticker, over the whole window (so one
+    busy bucket still reads as a point in time)."""
+    middle = trend["bucket"] + pd.Timedelta(seconds=window.bucket_seconds / 2)
     fig = make_subplots(specs=[[{"secondary_y": True}]])
     fig.add_trace(
-        go.Bar(x=trend["bucket"], y=trend["items"], name="headlines", marker_color="#9ecae1"),
+        go.Bar(
+            x=middle,
+            y=trend["items"],
+            width=800 * window.bucket_seconds,  # ms: 80% of a bucket
+            name="headlines",
+            marker_color="#9ecae1",
+        ),
         secondary_y=False,
     )
     fig.add_trace(
         go.Scatter(
-            x=trend["bucket"],
+            x=middle,
             y=trend["negative_share"],
             name="negative share",
             mode="lines+markers",
@@ -114,7 +124,7 @@ def ticker_trend(trend: pd.DataFrame, ticker: str) -> go.Figure:
     )
     fig.add_trace(
         go.Scatter(
-            x=trend["bucket"],
+            x=middle,
             y=trend["avg_score"],
             name="avg score (−1…1)",
             mode="lines",
@@ -124,5 +134,5 @@ def ticker_trend(trend: pd.DataFrame, ticker: str) -> go.Figure:
     )
     fig.update_yaxes(title_text="headlines", secondary_y=False)
     fig.update_yaxes(range=[-1, 1], secondary_y=True, title_text="share / score")
-    fig.update_layout(title=f"{ticker}: sentiment and volume")
+    fig.update_layout(title=f"{ticker}: sentiment and volume", xaxis_range=[window.start, window.end])
     return compact(fig)

@@ -82,7 +82,7 @@ def fetch(ctx: Context, name: str, *args: Any, **kwargs: Any) -> Any:
         return _cached(ctx.url, name, tick, args, tuple(sorted(kwargs.items())))
     except SQLAlchemyError as exc:
         st.error(f"Database query failed ({exc.__class__.__name__}). Retrying on the next refresh.")
-        st.caption(literal(str(exc.orig if getattr(exc, "orig", None) else exc).splitlines()[0][:300]))
+        st.caption(literal(_first_line(exc)))
         st.stop()
 
 
@@ -93,11 +93,16 @@ def database_problem(ctx: Context) -> str | None:
             conn.execute(sa.select(1))
             missing = data.missing_tables(conn)
     except (SQLAlchemyError, OSError, ValueError) as exc:
-        first = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-        return f"cannot reach the database: {exc.__class__.__name__}: {first[0][:300] if first else ''}"
+        return f"cannot reach the database: {exc.__class__.__name__}: {_first_line(exc)}"
     if missing:
         return "the database has no FinPulse tables yet (" + ", ".join(missing) + ")"
     return None
+
+
+def _first_line(exc: BaseException) -> str:
+    """The driver's own message (SQLAlchemy wraps it with the SQL and a link), first line, bounded."""
+    lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return lines[0][:300] if lines else ""
 
 
 def now_tick(step_seconds: int) -> datetime:

@@ -31,17 +31,23 @@ def live_alerts() -> None:
         width="stretch",
         key="alerts_table",
         column_config={
+            "id": st.column_config.NumberColumn("#"),
+            "key_kind": "kind",
+            "key_value": "key",
+            "last_error": "last error",
             "fired_at": st.column_config.DatetimeColumn("fired (UTC)", format="YYYY-MM-DD HH:mm"),
             "window_start": st.column_config.DatetimeColumn("window from", format="MM-DD HH:mm"),
             "window_end": st.column_config.DatetimeColumn("window to", format="MM-DD HH:mm"),
             "sent_at": st.column_config.DatetimeColumn("sent", format="MM-DD HH:mm:ss"),
         },
     )
-    labels = {
+    labels: dict[int, str] = {
         int(r.id): f"#{r.id} {r.key_kind}: {r.key_value} at {r.fired_at:%m-%d %H:%M}"
         for r in fired.itertuples()
     }
-    chosen = st.selectbox("Headlines behind alert", list(labels), format_func=labels.get, key="alert_pick")
+    chosen = st.selectbox(
+        "Headlines behind alert", list(labels), format_func=lambda i: labels[i], key="alert_pick"
+    )
     alert = fired[fired["id"] == chosen].iloc[0]
     behind = ui.fetch(
         ctx,

@@ -49,7 +49,7 @@ def live_tickers() -> None:
     if trend.empty:
         ui.empty_note(f"headlines about {choice}")
         return
-    st.plotly_chart(charts.ticker_trend(trend, choice), width="stretch", key="ticker_chart")
+    st.plotly_chart(charts.ticker_trend(trend, choice, window), width="stretch", key="ticker_chart")
     st.page_link(
         PAGE_DIR / "headlines.py",
         label=f"Headlines about {choice}",
