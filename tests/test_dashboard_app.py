@@ -205,6 +205,20 @@ def test_dashboard_command_runs_streamlit_headless_on_the_configured_database() 
     assert env["FINPULSE_DATABASE_URL"] == "sqlite:////tmp/x.db" and env["PATH"] == "/bin"
 
 
+@pytest.mark.postgres
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_on_postgresql(page: str, pg_url: str, env: pytest.MonkeyPatch) -> None:
+    engine = make_engine(pg_url)
+    seed.seed_demo(engine, 500, datetime.now(UTC) - timedelta(minutes=5), span=timedelta(days=2))
+    seed.seed_known(engine, datetime.now(UTC))
+    engine.dispose()
+    at = open_page(page, pg_url, env)
+    assert at.title and not at.error
+    if page == "overview":
+        assert len(at.get("plotly_chart")) == 4
+        assert ui.literal(seed.KNOWN_HEADLINE) in at.table[0].value["title"].tolist()
+
+
 @pytest.mark.slow
 def test_pages_stay_responsive_on_200k_rows(tmp_path: Path, env: pytest.MonkeyPatch) -> None:
     url = f"sqlite:///{tmp_path / 'big.db'}"
@@ -213,7 +227,7 @@ def test_pages_stay_responsive_on_200k_rows(tmp_path: Path, env: pytest.MonkeyPa
         for attempt in ("cold", "cached"):
             started = time.perf_counter()
             at = open_page(page, url, env)
-            print(f"\n{page:>10} ({attempt}, Last 24 hours): {time.perf_counter() - started:.2f}s", end="")
+            print(f"\n{page:>10} ({attempt}, Last 24 hours): {time.perf_counter() - started:.2f}s")
     at = open_page("overview", url, env)
     at.session_state["range"] = "Last 30 days"
     started = time.perf_counter()
