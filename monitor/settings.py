@@ -90,31 +90,31 @@ class ModelSettings(_Section):
 class AlertSettings(_Section):
     """Negative-spike alerts. Every field is ``FINPULSE_ALERTS_<FIELD>`` (e.g. ``FINPULSE_ALERTS_Z_THRESHOLD``)."""
 
-    interval_seconds: int = Field(60, ge=1)
+    interval_seconds: int = Field(default=60, ge=1)
     """FINPULSE_ALERTS_INTERVAL_SECONDS: how often the scheduler runs the detector."""
-    bucket_seconds: int = Field(300, ge=60)
+    bucket_seconds: int = Field(default=300, ge=60)
     """FINPULSE_ALERTS_BUCKET_SECONDS: count resolution; windows, cooldowns and baselines are whole buckets."""
-    window_minutes: int = Field(60, ge=1)
+    window_minutes: int = Field(default=60, ge=1)
     """FINPULSE_ALERTS_WINDOW_MINUTES: the rolling window whose negative count is tested."""
-    baseline_days: int = Field(28, ge=1)
+    baseline_days: int = Field(default=28, ge=1)
     """FINPULSE_ALERTS_BASELINE_DAYS: days of same-time-of-day history (same weekday/weekend kind)."""
-    min_count: int = Field(5, ge=0)
+    min_count: int = Field(default=5, ge=0)
     """FINPULSE_ALERTS_MIN_COUNT: fewest negative items in the window for an alert."""
-    share_floor: float = Field(0.35, ge=0.0, le=1.0)
+    share_floor: float = Field(default=0.35, ge=0.0, le=1.0)
     """FINPULSE_ALERTS_SHARE_FLOOR: lowest negative share of the window's items for an alert."""
     z_threshold: float = 3.0
     """FINPULSE_ALERTS_Z_THRESHOLD: robust z to enter a spike."""
     z_exit: float = 1.0
     """FINPULSE_ALERTS_Z_EXIT: a key leaves the spike (and may alert again after the cooldown) below this z."""
-    surprise_min: float = Field(0.4, ge=0.0)
+    surprise_min: float = Field(default=0.4, ge=0.0)
     """FINPULSE_ALERTS_SURPRISE_MIN: z relative to the key's own peaks over the last peak_lookback_hours."""
-    peak_lookback_hours: float = Field(60.0, ge=0.0)
+    peak_lookback_hours: float = Field(default=60.0, ge=0.0)
     """FINPULSE_ALERTS_PEAK_LOOKBACK_HOURS: memory of recent peaks for the surprise test."""
-    cooldown_minutes: int = Field(120, ge=0)
+    cooldown_minutes: int = Field(default=120, ge=0)
     """FINPULSE_ALERTS_COOLDOWN_MINUTES: quiet time per key after an alert."""
-    ticker_min_volume: int = Field(20, ge=1)
+    ticker_min_volume: int = Field(default=20, ge=1)
     """FINPULSE_ALERTS_TICKER_MIN_VOLUME: items over the baseline span for a ticker to get its own key."""
-    catch_up_minutes: int = Field(180, ge=0)
+    catch_up_minutes: int = Field(default=180, ge=0)
     """FINPULSE_ALERTS_CATCH_UP_MINUTES: after downtime, spikes that ended this recently are still raised."""
     webhooks: SecretStr = SecretStr("[]")
     """FINPULSE_ALERTS_WEBHOOKS: JSON list of {"url", "kind": "slack"|"json", "topics": [...], "tickers": [...]}."""
@@ -122,23 +122,23 @@ class AlertSettings(_Section):
     """FINPULSE_ALERTS_SLACK_WEBHOOK_URL: convenience, one Slack webhook without filters."""
     dashboard_url: str = "http://localhost:8501"
     """FINPULSE_ALERTS_DASHBOARD_URL: linked from every message."""
-    max_per_second: float = Field(1.0, gt=0)
+    max_per_second: float = Field(default=1.0, gt=0)
     """FINPULSE_ALERTS_MAX_PER_SECOND: posts per second per webhook (Slack allows about 1)."""
-    timeout_seconds: float = Field(10.0, gt=0)
+    timeout_seconds: float = Field(default=10.0, gt=0)
     """FINPULSE_ALERTS_TIMEOUT_SECONDS: HTTP timeout per post."""
-    retries_per_run: int = Field(3, ge=1)
+    retries_per_run: int = Field(default=3, ge=1)
     """FINPULSE_ALERTS_RETRIES_PER_RUN: post attempts per webhook within one scheduler run."""
-    backoff_seconds: float = Field(1.0, ge=0)
+    backoff_seconds: float = Field(default=1.0, ge=0)
     """FINPULSE_ALERTS_BACKOFF_SECONDS: first retry delay; doubles per attempt (also across runs)."""
-    max_retry_after_seconds: float = Field(60.0, ge=0)
+    max_retry_after_seconds: float = Field(default=60.0, ge=0)
     """FINPULSE_ALERTS_MAX_RETRY_AFTER_SECONDS: longer 429 waits are honoured on a later run instead."""
-    max_attempts: int = Field(8, ge=1)
+    max_attempts: int = Field(default=8, ge=1)
     """FINPULSE_ALERTS_MAX_ATTEMPTS: runs after which the cross-run backoff stops growing (never dropped)."""
-    max_backoff_seconds: float = Field(3600.0, gt=0)
+    max_backoff_seconds: float = Field(default=3600.0, gt=0)
     """FINPULSE_ALERTS_MAX_BACKOFF_SECONDS: cap on the delay between delivery runs for a failed alert."""
     lock_name: str = "finpulse-scheduler"
     """FINPULSE_ALERTS_LOCK_NAME: database lock that lets one scheduler send (others wait)."""
-    lock_lease_seconds: int = Field(300, ge=5)
+    lock_lease_seconds: int = Field(default=300, ge=5)
     """FINPULSE_ALERTS_LOCK_LEASE_SECONDS: SQLite lock row lease; a crashed holder's lock expires after it."""
 
 

@@ -6,7 +6,9 @@ import logging
 from datetime import UTC, datetime
 
 import pytest
+import test_alerts_support as support
 from pydantic import SecretStr
+from test_alerts_support import WebhookReceiver
 
 from monitor.alerts.notifiers import (
     Webhook,
@@ -20,7 +22,8 @@ from monitor.alerts.notifiers import (
 from monitor.alerts.queries import AlertKey, StoredAlert
 from monitor.errors import ConfigError
 from monitor.settings import AlertSettings
-from test_alerts_support import WebhookReceiver, receiver  # noqa: F401 (fixture)
+
+receiver = support.receiver  # the real local webhook receiver fixture
 
 SECRET_PATH = "/services/T000/B000/s3cr3t-token"
 

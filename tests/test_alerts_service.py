@@ -6,11 +6,13 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
+import test_alerts_support as support
 from pydantic import SecretStr
 from sqlalchemy.engine import Engine
+from test_alerts_support import NOW, WebhookReceiver, seed_history, seed_surge
 
 from monitor.alerts.locks import DatabaseLock
 from monitor.alerts.notifiers import WebhookSender, parse_webhooks
@@ -19,7 +21,8 @@ from monitor.alerts.scheduler import build_scheduler, guarded_run
 from monitor.alerts.service import AlertService, RunReport
 from monitor.settings import AlertSettings
 from monitor.store import init_db, make_engine
-from test_alerts_support import NOW, WebhookReceiver, receiver, seed_history, seed_surge  # noqa: F401
+
+receiver = support.receiver  # the real local webhook receiver fixture
 
 
 def alert_settings(*paths: str, receiver: WebhookReceiver, **kw: object) -> AlertSettings:
@@ -160,13 +163,13 @@ def test_rate_limited_receiver_is_retried_after_retry_after(
     assert min(a.next_attempt_at for a in stored) >= NOW + timedelta(seconds=600)  # type: ignore[type-var]
 
 
-def race(services: list[AlertService], locks: list[DatabaseLock], nows: list) -> list[list[RunReport]]:
+def race(services: list[AlertService], locks: list[DatabaseLock], nows: list[datetime]) -> list[list[RunReport]]:
     """Each service runs its guarded job at each ``now``, all services started together per tick."""
     reports: list[list[RunReport]] = [[] for _ in services]
     for now in nows:
         barrier = threading.Barrier(len(services))
 
-        def go(i: int) -> None:
+        def go(i: int, barrier: threading.Barrier = barrier, now: datetime = now) -> None:
             barrier.wait()
             reports[i].append(guarded_run(services[i], locks[i], now))
 
@@ -239,7 +242,7 @@ def test_two_scheduler_processes_on_one_database_post_each_alert_once(tmp_path, 
     import subprocess
     import sys
     import time
-    from datetime import UTC, datetime
+    from datetime import UTC
 
     url = f"sqlite:///{tmp_path / 'live.db'}"
     e = make_engine(url)

@@ -28,8 +28,11 @@ import numpy as np
 import pandas as pd
 
 from monitor.alerts.detector import CountSeries, DetectorParams, anomaly_scores
+from monitor.errors import ConfigError
 
 PROBATION_PERCENT = 0.15
+Scores = np.ndarray | Sequence[float]  # one anomaly score per row
+Corpus = Mapping[str, tuple[Scores, Sequence[tuple[int, int]]]]  # file -> (scores, window row bounds)
 NO_WINDOW = -1
 PROFILE_NAMES = ("standard", "reward_low_FP_rate", "reward_low_FN_rate")
 
@@ -130,7 +133,7 @@ def row_labels(n_rows: int, bounds: Sequence[tuple[int, int]]) -> np.ndarray:
     return label
 
 
-def sweep_file(name: str, anomaly: Sequence[float], bounds: Sequence[tuple[int, int]], cost: CostMatrix,
+def sweep_file(name: str, anomaly: Scores, bounds: Sequence[tuple[int, int]], cost: CostMatrix,
                probation_percent: float = PROBATION_PERCENT) -> SweptFile:
     """Per-row detection reward for one file (NAB's sweep step)."""
     scores = np.asarray(anomaly, dtype=float)
@@ -218,8 +221,7 @@ def score_file(f: SweptFile, cost: CostMatrix, threshold: float) -> FileScore:
     )
 
 
-def score_profile(profile: str, cost: CostMatrix, results: Mapping[str, tuple[Sequence[float], Sequence[tuple[int, int]]]],
-                  threshold: float | None = None) -> ProfileResult:
+def score_profile(profile: str, cost: CostMatrix, results: Corpus, threshold: float | None = None) -> ProfileResult:
     """Score a corpus: ``results`` maps file name -> (anomaly scores per row, window row bounds)."""
     files = [sweep_file(name, scores, bounds, cost) for name, (scores, bounds) in sorted(results.items())]
     if threshold is None:
@@ -256,9 +258,13 @@ def run_benchmark(data_dir: Path, out_dir: Path, params: DetectorParams = NAB_PA
     """Run the detector in streaming mode on every data file that has labels, write NAB result CSVs
     (``<out>/<category>/<name>`` = ``timestamp,value,anomaly_score,label``) and score all profiles."""
     data_dir, out_dir = Path(data_dir), Path(out_dir)
+    for needed in (profiles_path or data_dir / "config" / "profiles.json",
+                   windows_path or data_dir / "labels" / "combined_windows.json"):
+        if not Path(needed).is_file():
+            raise ConfigError(f"{needed} not found: --data must be laid out as NAB (data/, labels/, config/)")
     profiles = load_profiles(profiles_path or data_dir / "config" / "profiles.json")
     windows = load_windows(windows_path or data_dir / "labels" / "combined_windows.json")
-    results: dict[str, tuple[Sequence[float], Sequence[tuple[int, int]]]] = {}
+    results: dict[str, tuple[Scores, Sequence[tuple[int, int]]]] = {}
     for rel in sorted(windows):
         path = data_dir / "data" / rel
         if not path.is_file():
@@ -272,5 +278,5 @@ def run_benchmark(data_dir: Path, out_dir: Path, params: DetectorParams = NAB_PA
                       "label": row_labels(len(frame), bounds)}).to_csv(target, index=False)
         results[rel] = (scores, bounds)
     if not results:
-        raise FileNotFoundError(f"no labelled data files under {data_dir / 'data'}")
+        raise ConfigError(f"no labelled data files under {data_dir / 'data'} (NAB layout: data/, labels/, config/)")
     return {name: score_profile(name, profiles[name], results) for name in PROFILE_NAMES if name in profiles}
