@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
+from test_dashboard_data import REAL_SHAPED_CARD
 
 from dashboards import cli, seed, ui
 from monitor.cli import build_parser
@@ -36,8 +37,7 @@ def seeded_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture
 def model_dir(tmp_path: Path) -> Path:
-    card = {"model_version": "finpulse-test-7", "base_model": "SmolLM2-135M",
-            "validation": {"topic": {"macro_f1": 0.812}, "sentiment": {"macro_f1": 0.774}}}  # fmt: skip
+    card = REAL_SHAPED_CARD | {"model": "finpulse-test-7"}
     (tmp_path / "model_card.json").write_text(json.dumps(card))
     return tmp_path
 
@@ -159,9 +159,9 @@ def test_system_page_shows_model_card_workers_and_database(seeded_url: str, env:
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Dead-lettered"] == "1" and metrics["Headlines stored"] == "2,003"
     assert metrics["Size"].endswith("MB")
-    card = next(d.value for d in at.dataframe if "metric" in d.value.columns)
-    assert dict(zip(card["metric"], card["value"], strict=True)) == {
-        "validation.topic.macro_f1": 0.812, "validation.sentiment.macro_f1": 0.774}  # fmt: skip
+    card = next(d.value for d in at.dataframe if "macro_f1" in d.value.columns)
+    assert card.loc["fpb", "macro_f1"] == 0.84 and card.loc["tweets-topic", "macro_f1"] == 0.81
+    assert ui.literal("finpulse-test-7") in markdown_text(at)
     env.setenv("FINPULSE_MODEL_PATH", str(Path(seeded_url.removeprefix("sqlite:///")).parent / "no-model"))
     bare = open_page("system", seeded_url, env)
     assert any("not available" in i.value for i in bare.info)

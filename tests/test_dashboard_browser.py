@@ -62,7 +62,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         conn.execute(alerts.insert(), [row])
     engine.dispose()
     (tmp / "model").mkdir()
-    card = {"model_version": "finpulse-smollm2-lora-demo", "base_model": "SmolLM2-135M",
+    card = {"model": "finpulse-smollm2-lora-demo", "base_model": {"name": "SmolLM2-135M"},
             "validation": {"topic": {"macro_f1": 0.81}, "sentiment": {"macro_f1": 0.77}}}  # fmt: skip
     (tmp / "model" / "model_card.json").write_text(json.dumps(card))
     port = free_port()

@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 
 from dashboards import data, seed
 from dashboards.data.headlines import HEADLINE_COLUMNS
-from dashboards.model_card import load_model_card
+from dashboards.model_card import load_model_card, metrics_table
 from monitor.schema import NewsItem, Tags
 from monitor.store import alerts, init_db, make_engine, upsert_heartbeat, write_batch
 
@@ -257,20 +257,36 @@ def test_model_card_is_read_defensively(tmp_path: Path) -> None:
     assert not broken.available and "cannot read" in broken.reason
     (tmp_path / "model_card.json").write_text("[1, 2]")
     assert not load_model_card(str(tmp_path)).available
-    card = {
-        "model_version": "finpulse-smollm2-lora-3", "base_model": "SmolLM2-135M", "labels": ["a", "b"],
-        "validation": {"topic": {"macro_f1": 0.81, "accuracy": 0.9}, "sentiment": {"macro_f1": 0.77}},
-        "test_metrics": {"n": 1200, "flag": True}, "training": {"epochs": 3},
-    }  # fmt: skip
+    card = REAL_SHAPED_CARD
     (tmp_path / "model_card.json").write_text(json.dumps(card))
     loaded = load_model_card(str(tmp_path))
     assert loaded.available
-    assert loaded.summary == {"model_version": "finpulse-smollm2-lora-3", "base_model": "SmolLM2-135M",
-                              "labels": "2 labels"}  # fmt: skip
-    assert dict(zip(loaded.metrics["metric"], loaded.metrics["value"], strict=True)) == {
-        "validation.topic.macro_f1": 0.81, "validation.topic.accuracy": 0.9,
-        "validation.sentiment.macro_f1": 0.77, "test_metrics.n": 1200.0,
-    }  # fmt: skip
+    assert loaded.summary["model"] == "finpulse-smollm2-lora"
+    assert loaded.summary["base_model"] == "SmolLM2-135M-Instruct"
+    assert loaded.summary["labels"] == "topic: 20, sentiment: 3"
+    assert loaded.summary["examples"] == "train: 9000, validation: 1000"
+    assert "per_class" not in " ".join(loaded.metrics["metric"])  # per-class figures stay in the card
+    table = metrics_table(loaded.metrics)
+    assert list(table.index) == ["fpb", "tweets-topic"]
+    assert table.loc["fpb", "macro_f1"] == 0.84 and table.loc["tweets-topic", "accuracy"] == 0.9
+    assert pd.isna(table.loc["tweets-topic", "ece"])
+    odd = pd.DataFrame({"metric": ["test.f1", "validation.a.b"], "value": [0.5, 0.7]})
+    assert list(metrics_table(odd).index) == ["test.f1", "validation.a.b"]
+
+
+# The shape training/card.py writes (model_card.json).
+REAL_SHAPED_CARD = {
+    "model": "finpulse-smollm2-lora", "date": "2026-11-29T01:00:00Z",
+    "base_model": {"name": "SmolLM2-135M-Instruct", "licence": "Apache-2.0"},
+    "labels": {"topic": [f"t{i}" for i in range(20)], "sentiment": ["negative", "neutral", "positive"]},
+    "examples": {"train": 9000, "validation": 1000},
+    "validation": {
+        "fpb": {"task": "sentiment", "accuracy": 0.86, "weighted_f1": 0.85, "macro_f1": 0.84, "n": 400,
+                "ece": 0.05, "per_class": {"negative": {"precision": 0.8, "recall": 0.7, "f1": 0.75}}},
+        "tweets-topic": {"task": "topic", "accuracy": 0.9, "weighted_f1": 0.89, "macro_f1": 0.81, "n": 600},
+    },
+    "history": [{"epoch": 1, "loss": 0.5}], "timings_s": {"train": 100.0},
+}  # fmt: skip
 
 
 @pytest.mark.slow

@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboards import ui
-from dashboards.model_card import load_model_card
+from dashboards.model_card import load_model_card, metrics_table
 
 STALE_AFTER = timedelta(minutes=2)
 ctx = ui.context()
@@ -53,6 +53,7 @@ def model_section() -> None:
     if not card.available:
         st.info(f"Model card: not available ({ui.literal(card.reason)}).")
         return
+    note = card.summary.pop("licence_note", None)
     summary = pd.DataFrame(
         {"field": list(card.summary), "value": [ui.literal(v) for v in card.summary.values()]}
     )
@@ -61,13 +62,10 @@ def model_section() -> None:
     if card.metrics.empty:
         st.caption("The model card lists no evaluation figures.")
     else:
-        st.dataframe(
-            card.metrics,
-            hide_index=True,
-            width="stretch",
-            key="model_metrics",
-            column_config={"value": st.column_config.NumberColumn(format="%.4f")},
-        )
+        st.markdown("**Evaluation** (from the model card)")
+        st.dataframe(metrics_table(card.metrics), width="stretch", key="model_metrics")
+    if note:
+        st.caption(ui.literal(note))
 
 
 @st.fragment(run_every=ui.live_every(ctx))
