@@ -275,3 +275,26 @@ def test_two_scheduler_processes_on_one_database_post_each_alert_once(tmp_path, 
     assert keys == ["all", "ticker:ACME", "topic:Markets"], logs
     assert sum("standby" in log for log in logs) == 1  # the second instance waited
     assert all(receiver.url("/live") not in log for log in logs)  # the webhook URL is a secret
+
+
+def test_a_long_spike_alerts_once_across_many_runs(engine: Engine, receiver: WebhookReceiver) -> None:
+    """Five hours of sustained negative news, a run every 10 minutes: one alert per key, although the spike
+    outlasts both the cooldown (2 h) and the catch-up span (1 h)."""
+    from monitor.schema import NewsItem
+    from monitor.store import write_batch
+    from test_alerts_support import tags
+
+    seed_history(engine, NOW)
+    s = alert_settings("/long", receiver=receiver, catch_up_minutes=60)
+    svc = service(engine, s)
+    start = NOW - timedelta(minutes=30)
+    created = 0
+    for step in range(33):  # 5.5 h
+        now = start + timedelta(minutes=10 * step)
+        items = [(NewsItem(id=f"long{step}-{k}", published_at=now - timedelta(minutes=k), source="wire",
+                           title=f"Contagion fears deepen {step} {k}"), tags("negative")) for k in range(5)]
+        with engine.begin() as conn:
+            write_batch(conn, items, timedelta(hours=24), now=now)
+        created += svc.run_once(now).new_alerts
+    assert created == 2  # overall and topic:Markets, once each
+    assert len(receiver.received("/long")) == 2

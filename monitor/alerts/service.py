@@ -49,15 +49,20 @@ class RunReport:
 
 
 def replay_start(series: CountSeries, last_end: datetime | None, catch_up_buckets: int
-                 ) -> tuple[int, KeyState]:
-    """Where to resume the state machine for a key, given the window end of its last stored alert."""
-    begin = max(0, len(series) - catch_up_buckets)
+                 ) -> tuple[int, int, KeyState]:
+    """Where to resume the state machine for a key, given the window end of its last stored alert.
+
+    Returns (scan from, emit from, state at scan start). The scan resumes right after the last alert, still
+    inside its spike, so a long spike never alerts twice; only spikes in the last ``catch_up_buckets`` are
+    emitted, so downtime does not flood the channel with stale alerts.
+    """
+    emit_from = max(0, len(series) - catch_up_buckets)
     if last_end is None:
-        return begin, KeyState()
+        return emit_from, emit_from, KeyState()
     last_index = series.index_of_end(last_end)
-    if last_index >= begin:  # resume exactly after the last alert, still inside its spike
-        return last_index + 1, KeyState(in_spike=True, last_fired_index=last_index)
-    return begin, KeyState(in_spike=False, last_fired_index=last_index)
+    if last_index < 0:  # older than the loaded history: its spike and cooldown are long over
+        return emit_from, emit_from, KeyState()
+    return last_index + 1, max(emit_from, last_index + 1), KeyState(in_spike=True, last_fired_index=last_index)
 
 
 def detect_new_alerts(engine: Engine, now: datetime, params: DetectorParams, settings: AlertSettings) -> tuple[int, int]:
@@ -71,9 +76,9 @@ def detect_new_alerts(engine: Engine, now: datetime, params: DetectorParams, set
         last_ends = {key: q.last_alert_end(conn, key) for key in counts}
     found: list[tuple[q.AlertKey, Spike]] = []
     for key, series in counts.items():
-        begin, state = replay_start(series, last_ends[key], catch_up)
-        spikes, _ = scan(series, params, begin, state)
-        found.extend((key, s) for s in spikes)
+        scan_from, emit_from, state = replay_start(series, last_ends[key], catch_up)
+        spikes, _ = scan(series, params, scan_from, state)
+        found.extend((key, s) for s in spikes if s.index >= emit_from)
     created = 0
     with engine.begin() as conn:
         for key, spike in found:
