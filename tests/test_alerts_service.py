@@ -280,9 +280,10 @@ def test_two_scheduler_processes_on_one_database_post_each_alert_once(tmp_path, 
 def test_a_long_spike_alerts_once_across_many_runs(engine: Engine, receiver: WebhookReceiver) -> None:
     """Five hours of sustained negative news, a run every 10 minutes: one alert per key, although the spike
     outlasts both the cooldown (2 h) and the catch-up span (1 h)."""
+    from test_alerts_support import tags
+
     from monitor.schema import NewsItem
     from monitor.store import write_batch
-    from test_alerts_support import tags
 
     seed_history(engine, NOW)
     s = alert_settings("/long", receiver=receiver, catch_up_minutes=60)
