@@ -95,7 +95,7 @@ def database_problem(ctx: Context) -> str | None:
     except (SQLAlchemyError, OSError, ValueError) as exc:
         return f"cannot reach the database: {exc.__class__.__name__}: {_first_line(exc)}"
     if missing:
-        return "the database has no FinPulse tables yet (" + ", ".join(missing) + ")"
+        return "finds no FinPulse tables in the database yet (missing: " + ", ".join(missing) + ")"
     return None
 
 

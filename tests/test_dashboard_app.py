@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 from test_dashboard_data import REAL_SHAPED_CARD
@@ -179,8 +180,26 @@ def test_empty_database_gives_calm_pages(page: str, tmp_path: Path, env: pytest.
 
 def test_blank_database_says_it_is_not_initialised(tmp_path: Path, env: pytest.MonkeyPatch) -> None:
     at = open_page("overview", f"sqlite:///{tmp_path / 'blank.db'}", env)
-    assert "no FinPulse tables yet" in at.error[0].value
+    assert at.error[0].value.startswith("The dashboard finds no FinPulse tables in the database yet")
     assert not at.get("plotly_chart")
+
+
+def test_query_failing_mid_session_shows_an_error_in_the_panel(
+    tmp_path: Path, env: pytest.MonkeyPatch
+) -> None:
+    url = f"sqlite:///{tmp_path / 'vanishing.db'}"
+    engine = make_engine(url)
+    seed.seed_demo(engine, 200, span=timedelta(days=1))
+    at = open_page("headlines", url, env)
+    assert len(at.dataframe[0].value) == 50
+    with engine.begin() as conn:  # e.g. a migration gone wrong while analysts watch
+        conn.execute(sa.text("DROP VIEW tagged_news"))
+        conn.execute(sa.text("ALTER TABLE news_tags DROP COLUMN sentiment_confidence"))
+    st.cache_data.clear()
+    at.run()
+    assert not at.exception
+    assert "Database query failed (OperationalError)" in at.error[0].value
+    assert at.title[0].value == "Headlines"  # the rest of the page still stands
 
 
 @pytest.mark.parametrize("page", ["overview", "system"])
@@ -188,7 +207,7 @@ def test_unreachable_database_explains_and_hides_the_password(page: str, env: py
     started = time.perf_counter()
     at = open_page(page, "postgresql://finpulse:s3cret@127.0.0.1:1/finpulse", env)
     assert time.perf_counter() - started < 30
-    assert "cannot reach the database" in at.error[0].value
+    assert at.error[0].value.startswith("The dashboard cannot reach the database")
     assert "s3cret" not in markdown_text(at) and "***" in markdown_text(at)
 
 

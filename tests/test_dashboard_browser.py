@@ -21,6 +21,7 @@ import pytest
 from selenium import webdriver
 from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions as ec
@@ -180,8 +181,20 @@ def test_headlines_page_shows_table_and_details(browser: WebDriver, served: Serv
     open_page(browser, served, f"headlines?item={known.id}", text=seed.KNOWN_HEADLINE)
     assert browser.find_elements(By.CSS_SELECTOR, '[data-testid="stDataFrame"]')
     text = page_text(browser)
-    assert "Details" in text and "UMBR" in text and "headlines, newest first" in text
+    assert "Details" in text and "UMBR" in text and "newest first" in text
     screenshot(browser, "headlines")
+
+
+def test_selecting_a_row_opens_its_details(browser: WebDriver, served: Served) -> None:
+    open_page(browser, served, "headlines?ticker=UMBR", text="1 headline, newest first")
+    grid = browser.find_element(By.CSS_SELECTOR, '[data-testid="stDataFrame"]')
+    # The grid is a canvas: click the row-selection cell of the first data row (header and rows ~35 px).
+    left, top = -grid.size["width"] // 2, -grid.size["height"] // 2  # offsets are from the centre
+    ActionChains(browser).move_to_element_with_offset(grid, left + 12, top + 35 + 17).click().perform()
+    WebDriverWait(browser, 30).until(lambda d: "Details" in page_text(d))
+    assert seed.KNOWN_HEADLINE in page_text(browser)
+    assert f"item={served.known[0].id}" in browser.current_url
+    screenshot(browser, "headline-selected")
 
 
 def test_tickers_page_shows_movers_and_trend(browser: WebDriver, served: Served) -> None:

@@ -32,7 +32,8 @@ def live_table() -> None:
         st.session_state["page"] = 1
     page = st.number_input("Page", min_value=1, max_value=pages, value=1, step=1, key="page")
     shown = "more than 10,000" if total > 10_000 else f"{total:,}"
-    st.caption(f"{shown} headlines, newest first — page {page} of {pages}. Select a row for details.")
+    noun = "headline" if total == 1 else "headlines"
+    st.caption(f"{shown} {noun}, newest first — page {page} of {pages}. Select a row for details.")
     rows = ui.fetch(
         ctx,
         "headlines",
