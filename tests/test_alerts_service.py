@@ -151,6 +151,16 @@ def test_partial_failure_resends_only_to_the_receiver_that_missed_it(
         assert {a.state for a in list_alerts(conn)} == {"sent"}
 
 
+def test_an_alert_no_webhook_routes_is_recorded_as_not_posted(surge_db: Engine, receiver: WebhookReceiver) -> None:
+    only_zzz = SecretStr(f'[{{"url": "{receiver.url("/zzz")}", "tickers": ["ZZZ"]}}]')
+    s = alert_settings(receiver=receiver, webhooks=only_zzz)
+    report = service(surge_db, s).run_once(NOW)
+    assert report.new_alerts == 3 and report.sent == 3 and receiver.received() == []
+    with surge_db.connect() as conn:
+        assert {(a.state, a.last_error) for a in list_alerts(conn)} == {
+            ("sent", "not posted: no configured webhook routes this alert")}
+
+
 def test_rate_limited_receiver_is_retried_after_retry_after(
     surge_db: Engine, receiver: WebhookReceiver
 ) -> None:

@@ -196,11 +196,12 @@ def list_alerts(conn: Connection, limit: int = 50, state: AlertState | None = No
 
 
 def record_attempt(conn: Connection, alert: StoredAlert, deliveries: dict[str, str], error: str | None,
-                   now: datetime, next_attempt_at: datetime | None) -> None:
-    """Save the outcome of one delivery attempt: sent when every routed webhook has accepted it."""
+                   now: datetime, next_attempt_at: datetime | None, note: str | None = None) -> None:
+    """Save the outcome of one delivery attempt: sent when every routed webhook has accepted it (``note``
+    is kept in ``last_error`` for a sent alert that needs explaining, e.g. no webhook routes it)."""
     values: dict[str, Any] = {"deliveries": json.dumps(deliveries, sort_keys=True), "attempts": alert.attempts + 1}
     if error is None:
-        values |= {"state": "sent", "sent_at": now, "last_error": None, "next_attempt_at": None}
+        values |= {"state": "sent", "sent_at": now, "last_error": note, "next_attempt_at": None}
     else:
         values |= {"state": "failed", "last_error": error[:2000], "next_attempt_at": next_attempt_at}
     conn.execute(sa.update(alerts).where(alerts.c.id == alert.id).values(**values))

@@ -119,12 +119,14 @@ def deliver_due(engine: Engine, sender: WebhookSender, hooks: list[Webhook], now
                 errors.append(f"{hook.id}: {result.error}")
                 if result.retry_after is not None:
                     retry_after = max(retry_after or 0.0, result.retry_after)
+        note = None
         if not targets:
-            log.warning("alert %s matches no configured webhook; marked sent without a message", alert.alert_key)
+            note = "not posted: no configured webhook routes this alert"
+            log.warning("alert %s: %s", alert.alert_key, note)
         error = "; ".join(errors) if errors else None
         next_at = now + retry_delay(alert.attempts + 1, settings, retry_after) if error else None
         with engine.begin() as conn:
-            q.record_attempt(conn, alert, deliveries, error, now, next_at)
+            q.record_attempt(conn, alert, deliveries, error, now, next_at, note)
         if error:
             failed += 1
             log.error("alert %s not delivered (attempt %d), retry at %s: %s", alert.alert_key, alert.attempts + 1,
