@@ -5,6 +5,7 @@ refresh and safe rendering of untrusted text. Pages stay thin: they call ``fetch
 from __future__ import annotations
 
 import string
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,7 +14,7 @@ import pandas as pd
 import sqlalchemy as sa
 import streamlit as st
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from dashboards import data
 from monitor.labels import TOPICS
@@ -43,7 +44,7 @@ class Context:
         """The database URL with any password masked, for messages."""
         try:
             return make_url(self.url).render_as_string(hide_password=True)
-        except Exception:  # noqa: BLE001 - an unparsable URL is shown as a placeholder, never echoed
+        except ArgumentError:  # never echo an unparsable URL: it may hold a password
             return "(unparsable database URL)"
 
 
@@ -64,22 +65,24 @@ def engine_for(url: str) -> Engine:
 def _cached(
     url: str, name: str, tick: int, args: tuple[Any, ...], kwargs: tuple[tuple[str, Any], ...]
 ) -> Any:
-    """Run ``data.<name>`` once per refresh tick for every session watching the same thing."""
+    """Run ``data.<name>`` once per key for every session watching the same thing."""
     del tick  # part of the cache key only
     with engine_for(url).connect() as conn:
         return getattr(data, name)(conn, *args, **dict(kwargs))
 
 
-def fetch(ctx: Context, name: str, *args: Any, **kwargs: Any) -> Any:
-    """``data.<name>(conn, *args, **kwargs)``, cached; a database failure becomes an error box and stops
-    this page (or fragment) instead of a traceback.
+def fetch(ctx: Context, query: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``query(conn, *args, **kwargs)`` for a function of ``dashboards.data``, cached; a database failure
+    becomes an error box and stops this page (or fragment) instead of a traceback.
 
     A query over a time window is cached under that window, whose end ``current_filters`` rounds to the
     range's refresh step; any other query is cached for one refresh interval."""
+    if getattr(data, query.__name__, None) is not query:
+        raise ValueError(f"{query.__name__} is not a dashboards.data query")
     timed = any(isinstance(a, datetime | data.Filters | data.Window) for a in (*args, *kwargs.values()))
     tick = 0 if timed else int(datetime.now(UTC).timestamp()) // ctx.refresh_seconds
     try:
-        return _cached(ctx.url, name, tick, args, tuple(sorted(kwargs.items())))
+        return _cached(ctx.url, query.__name__, tick, args, tuple(sorted(kwargs.items())))
     except SQLAlchemyError as exc:
         st.error(f"Database query failed ({exc.__class__.__name__}). Retrying on the next refresh.")
         st.caption(literal(_first_line(exc)))
@@ -126,7 +129,7 @@ def sidebar(ctx: Context) -> None:
     with st.sidebar:
         st.selectbox("Time range", list(data.TIME_RANGES), index=2, key="range")
         st.multiselect("Topics", TOPICS, key="topics", placeholder="All topics")
-        sources = fetch(ctx, "list_sources")
+        sources = fetch(ctx, data.list_sources)
         st.multiselect("Sources", sources, key="sources", placeholder="All sources")
         st.checkbox(
             "Include repeated stories",

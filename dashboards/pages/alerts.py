@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
 from dashboards import data, ui
@@ -14,16 +15,29 @@ STATES = ("pending", "sent", "failed")
 @st.fragment(run_every=ui.live_every(ctx))
 def live_alerts() -> None:
     window, _ = ui.current_filters(ctx)
-    counts = ui.fetch(ctx, "alert_state_counts", window.start, window.end)
+    counts = ui.fetch(ctx, data.alert_state_counts, window.start, window.end)
     by_state = dict(zip(counts["state"], counts["alerts"], strict=True))
     cols = st.columns(len(STATES))
     for col, state in zip(cols, STATES, strict=True):
         col.metric(state.capitalize(), int(by_state.get(state, 0)))
     states = st.pills("State", STATES, selection_mode="multi", key="alert_states")
-    fired = ui.fetch(ctx, "fired_alerts", window.start, window.end, tuple(states or ()))
+    fired = ui.fetch(ctx, data.fired_alerts, window.start, window.end, tuple(states or ()))
     if fired.empty:
         ui.empty_note("fired alerts")
         return
+    alert_table(fired)
+    labels: dict[int, str] = {
+        int(r.id): f"#{r.id} {r.key_kind}: {r.key_value} at {r.fired_at:%m-%d %H:%M}"
+        for r in fired.itertuples()
+    }
+    chosen = st.selectbox(
+        "Headlines behind alert", list(labels), format_func=lambda i: labels[i], key="alert_pick"
+    )
+    headlines_behind(fired[fired["id"] == chosen].iloc[0])
+
+
+def alert_table(fired: pd.DataFrame) -> None:
+    """The fired alerts with the numbers from their details JSON."""
     table = data.with_alert_numbers(fired)
     st.dataframe(
         table.drop(columns=["details", "alert_key"]),
@@ -41,17 +55,13 @@ def live_alerts() -> None:
             "sent_at": st.column_config.DatetimeColumn("sent", format="MM-DD HH:mm:ss"),
         },
     )
-    labels: dict[int, str] = {
-        int(r.id): f"#{r.id} {r.key_kind}: {r.key_value} at {r.fired_at:%m-%d %H:%M}"
-        for r in fired.itertuples()
-    }
-    chosen = st.selectbox(
-        "Headlines behind alert", list(labels), format_func=lambda i: labels[i], key="alert_pick"
-    )
-    alert = fired[fired["id"] == chosen].iloc[0]
+
+
+def headlines_behind(alert: pd.Series) -> None:
+    """The chosen alert's delivery error and the headlines in its window, most negative first."""
     behind = ui.fetch(
         ctx,
-        "alert_headlines",
+        data.alert_headlines,
         alert["key_kind"],
         alert["key_value"],
         alert["window_start"].to_pydatetime(),

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pandas as pd
 import streamlit as st
 
-from dashboards import ui
+from dashboards import data, ui
 from monitor.labels import SENTIMENTS
 
 PAGE_SIZE = 50
+GRID_COLUMNS = ["published_at", "source", "title", "url", "topic", "sentiment", "sentiment_score",
+                "sentiment_confidence", "is_duplicate", "tickers"]  # fmt: skip
 ctx = ui.context()
 st.title("Headlines")
 
@@ -23,7 +26,7 @@ ticker = ticker_col.text_input("Ticker", value=st.query_params.get("ticker", "")
 @st.fragment(run_every=ui.live_every(ctx))
 def live_table() -> None:
     _, filters = ui.current_filters(ctx)
-    total = ui.fetch(ctx, "count_headlines", filters, search, tuple(sentiments), ticker or None)
+    total = ui.fetch(ctx, data.count_headlines, filters, search, tuple(sentiments), ticker or None)
     if total == 0:
         ui.empty_note("headlines match these filters")
         return
@@ -36,7 +39,7 @@ def live_table() -> None:
     st.caption(f"{shown} {noun}, newest first — page {page} of {pages}. Select a row for details.")
     rows = ui.fetch(
         ctx,
-        "headlines",
+        data.headlines,
         filters,
         search,
         tuple(sentiments),
@@ -44,21 +47,18 @@ def live_table() -> None:
         PAGE_SIZE,
         (int(page) - 1) * PAGE_SIZE,
     )
-    event = st.dataframe(
-        rows[
-            [
-                "published_at",
-                "source",
-                "title",
-                "url",
-                "topic",
-                "sentiment",
-                "sentiment_score",
-                "sentiment_confidence",
-                "is_duplicate",
-                "tickers",
-            ]
-        ],
+    event = headline_grid(rows)
+    selected = event.selection.rows if event is not None else []
+    if selected and selected[0] < len(rows):
+        st.query_params["item"] = str(rows.iloc[selected[0]]["id"])
+    if "item" in st.query_params:
+        details(st.query_params["item"])
+
+
+def headline_grid(rows: pd.DataFrame) -> Any:
+    """One page of headlines; selecting a row reruns the fragment with the selection."""
+    return st.dataframe(
+        rows[GRID_COLUMNS],
         hide_index=True,
         width="stretch",
         height=min(38 + 35 * len(rows), 640),
@@ -74,16 +74,11 @@ def live_table() -> None:
             "is_duplicate": st.column_config.CheckboxColumn("repeat"),
         },
     )
-    selected = event.selection.rows if event is not None else []
-    if selected and selected[0] < len(rows):
-        st.query_params["item"] = str(rows.iloc[selected[0]]["id"])
-    if "item" in st.query_params:
-        details(st.query_params["item"])
 
 
 def details(item_id: str) -> None:
     """Everything stored about one item; all news text shown literally."""
-    row = ui.fetch(ctx, "headline_detail", item_id)
+    row = ui.fetch(ctx, data.headline_detail, item_id)
     if row.empty:
         st.warning("That headline is not in the database.")
         return

@@ -22,10 +22,10 @@ def live_overview() -> None:
     window, filters = ui.current_filters(ctx)
     baseline_start = window.start - timedelta(days=ctx.settings.alerts.baseline_days)
     kpis = fetch_kpis(filters, baseline_start)
-    fired = ui.fetch(ctx, "fired_alerts", window.start, window.end)
+    fired = ui.fetch(ctx, data.fired_alerts, window.start, window.end)
     now = ui.now_tick(ctx.refresh_seconds)
     cooldown = timedelta(minutes=ctx.settings.alerts.cooldown_minutes)
-    active = ui.fetch(ctx, "fired_alerts", now - cooldown, now + timedelta(seconds=ctx.refresh_seconds))
+    active = ui.fetch(ctx, data.fired_alerts, now - cooldown, now + timedelta(seconds=ctx.refresh_seconds))
 
     cols = st.columns(4)
     cols[0].metric(
@@ -55,7 +55,7 @@ def live_overview() -> None:
         f"{ui.duration(window.bucket_seconds)} buckets"
     )
 
-    volume = ui.fetch(ctx, "sentiment_volume", filters, window.bucket_seconds)
+    volume = ui.fetch(ctx, data.sentiment_volume, filters, window.bucket_seconds)
     if volume.empty:
         ui.empty_note("classified headlines")
         return
@@ -69,7 +69,7 @@ def live_overview() -> None:
 
 
 def fetch_kpis(filters: data.Filters, baseline_start: datetime) -> dict[str, Any]:
-    row = ui.fetch(ctx, "headline_kpis", filters, baseline_start).to_dict("records")[0]
+    row = ui.fetch(ctx, data.headline_kpis, filters, baseline_start).to_dict("records")[0]
     return {k: (None if v is None or pd.isna(v) else v) for k, v in row.items()} | {
         "items": int(row["items"])
     }
@@ -105,7 +105,7 @@ def sentiment_chart(volume: pd.DataFrame) -> go.Figure:
 
 def most_negative(filters: data.Filters) -> None:
     """The most negative recent headlines, as plain text (titles are untrusted)."""
-    latest = ui.fetch(ctx, "headlines", filters, "", ("negative",), None, 10, 0)
+    latest = ui.fetch(ctx, data.headlines, filters, "", ("negative",), None, 10, 0)
     if latest.empty:
         return
     st.subheader("Latest negative headlines")

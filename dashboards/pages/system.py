@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import streamlit as st
 
-from dashboards import ui
+from dashboards import data, ui
 from dashboards.model_card import load_model_card, metrics_table
 
 STALE_AFTER = timedelta(minutes=2)
@@ -18,7 +18,7 @@ st.title("System")
 @st.fragment(run_every=ui.live_every(ctx))
 def live_workers() -> None:
     st.subheader("Workers")
-    beats = ui.fetch(ctx, "worker_heartbeats_frame")
+    beats = ui.fetch(ctx, data.worker_heartbeats_frame)
     if beats.empty:
         st.info("No worker has reported yet (start one with `finpulse worker` or `finpulse run`).")
         return
@@ -71,8 +71,8 @@ def model_section() -> None:
 @st.fragment(run_every=ui.live_every(ctx))
 def live_database() -> None:
     st.subheader("Database")
-    size = ui.fetch(ctx, "database_size_bytes")
-    stats = ui.fetch(ctx, "table_stats")
+    size = ui.fetch(ctx, data.database_size_bytes)
+    stats = ui.fetch(ctx, data.table_stats)
     cols = st.columns(3)
     cols[0].metric("Size", "n/a" if size is None else f"{size / 1e6:,.1f} MB")
     cols[1].metric("Headlines stored", f"{int(stats.loc[stats['table'] == 'news_items', 'rows'].sum()):,}")

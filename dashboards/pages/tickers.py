@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboards import charts, ui
+from dashboards import charts, data, ui
 from dashboards.app import PAGE_DIR
 
 MIN_ITEMS = 5
@@ -15,7 +15,7 @@ st.title("Tickers")
 @st.fragment(run_every=ui.live_every(ctx))
 def live_tickers() -> None:
     window, _ = ui.current_filters(ctx)
-    movers = ui.fetch(ctx, "ticker_movers", window.start, window.end, MIN_ITEMS, 25)
+    movers = ui.fetch(ctx, data.ticker_movers, window.start, window.end, MIN_ITEMS, 25)
     if movers.empty:
         ui.empty_note(f"tickers with at least {MIN_ITEMS} headlines")
         return
@@ -45,7 +45,7 @@ def live_tickers() -> None:
     if wanted and wanted not in options:
         options.append(wanted)
     choice = st.selectbox("Ticker", options, index=options.index(wanted) if wanted else 0, key="ticker")
-    trend = ui.fetch(ctx, "ticker_trend", choice, window)
+    trend = ui.fetch(ctx, data.ticker_trend, choice, window)
     if trend.empty:
         ui.empty_note(f"headlines about {choice}")
         return
