@@ -145,7 +145,7 @@ def test_bench_nab_command_writes_nab_result_files_and_prints_the_scores(tmp_pat
     assert main(["bench", "nab", "--data", str(NAB_DIR), "--out", str(tmp_path)]) == 0
     scores = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert set(scores) == {"standard", "reward_low_FP_rate", "reward_low_FN_rate"}
-    files = sorted((tmp_path / "realTweets").glob("*.csv"))
+    files = sorted(tmp_path.glob("*.csv"))
     assert [f.name for f in files] == sorted(p.name for p in (NAB_DIR / "data" / "realTweets").glob("*.csv"))
     out = pd.read_csv(files[0])
     src = pd.read_csv(NAB_DIR / "data" / "realTweets" / files[0].name)

@@ -255,8 +255,8 @@ def load_series(path: Path) -> tuple[pd.DataFrame, CountSeries]:
 def run_benchmark(data_dir: Path, out_dir: Path, params: DetectorParams = NAB_PARAMS,
                   profiles_path: Path | None = None, windows_path: Path | None = None
                   ) -> dict[str, ProfileResult]:
-    """Run the detector in streaming mode on every data file that has labels, write NAB result CSVs
-    (``<out>/<category>/<name>`` = ``timestamp,value,anomaly_score,label``) and score all profiles."""
+    """Run the detector in streaming mode on every data file that has labels, write one NAB result CSV per
+    series (``<out>/<data file name>``: ``timestamp,value,anomaly_score,label``) and score all profiles."""
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     for needed in (profiles_path or data_dir / "config" / "profiles.json",
                    windows_path or data_dir / "labels" / "combined_windows.json"):
@@ -265,14 +265,14 @@ def run_benchmark(data_dir: Path, out_dir: Path, params: DetectorParams = NAB_PA
     profiles = load_profiles(profiles_path or data_dir / "config" / "profiles.json")
     windows = load_windows(windows_path or data_dir / "labels" / "combined_windows.json")
     results: dict[str, tuple[Scores, Sequence[tuple[int, int]]]] = {}
-    for rel in sorted(windows):
+    present = [rel for rel in sorted(windows) if (data_dir / "data" / rel).is_file()]
+    names = [Path(rel).name for rel in present]  # results go straight into out_dir unless two files share a name
+    for rel in present:
         path = data_dir / "data" / rel
-        if not path.is_file():
-            continue
         frame, series = load_series(path)
         bounds = window_bounds(pd.DatetimeIndex(pd.to_datetime(frame["timestamp"])), windows[rel])
         scores = anomaly_scores(series, params)
-        target = out_dir / rel
+        target = out_dir / (Path(rel).name if names.count(Path(rel).name) == 1 else rel)
         target.parent.mkdir(parents=True, exist_ok=True)
         pd.DataFrame({"timestamp": frame["timestamp"], "value": frame["value"], "anomaly_score": scores,
                       "label": row_labels(len(frame), bounds)}).to_csv(target, index=False)
