@@ -57,6 +57,7 @@ class DatabaseLock:
     def _ensure_pg(self) -> bool:
         if self._conn is not None and self.held:
             self._conn.execute(sa.text("SELECT 1"))  # the session (and so the lock) is still alive
+            self._conn.rollback()  # do not leave the session idle in a transaction
             return True
         if self._conn is None:
             self._conn = self.engine.connect()
