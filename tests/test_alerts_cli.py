@@ -66,6 +66,17 @@ def test_backtest_rejects_tags_that_do_not_line_up(tmp_path: Path) -> None:
     assert main(["alerts", "backtest", "--input", str(csv), "--tags", str(tags)]) == 1
 
 
+def test_backtest_tags_may_cover_every_csv_row_including_blank_ones(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    csv, tags = write_fixture(tmp_path)
+    lines = csv.read_text().splitlines()
+    tag_lines = tags.read_text().splitlines()
+    csv.write_text("\n".join([lines[0], ',"not a date"', *lines[1:]]) + "\n")  # a row the backtest drops
+    tags.write_text("\n".join(['{"sentiment": "negative", "topic": "Markets"}', *tag_lines]) + "\n")
+    assert main(["alerts", "backtest", "--input", str(csv), "--tags", str(tags)]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 2
+
+
 def test_backtest_through_the_classifier_interface(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("monitor.classify")
     csv, _ = write_fixture(tmp_path, days=3)

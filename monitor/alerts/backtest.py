@@ -79,15 +79,23 @@ def read_headlines(path: Path, time_column: str | None, text_column: str | None)
     raw = pd.read_csv(path, dtype=str, keep_default_na=False)
     tcol = pick_column(raw, time_column, TIME_COLUMNS, "time")
     xcol = pick_column(raw, text_column, TEXT_COLUMNS, "text")
-    frame = pd.DataFrame({"published_at": parse_times(raw[tcol]), "text": raw[xcol].str.strip()})
-    return frame[(frame["text"] != "") & frame["published_at"].notna()].reset_index(drop=True)
+    frame = pd.DataFrame({"published_at": parse_times(raw[tcol]), "text": raw[xcol].str.strip(),
+                          "row": np.arange(len(raw))})
+    frame = frame[(frame["text"] != "") & frame["published_at"].notna()].reset_index(drop=True)
+    frame.attrs["csv_rows"] = len(raw)
+    return frame
 
 
-def read_tags_jsonl(path: Path, n_rows: int) -> list[dict[str, Any]]:
-    """Precomputed tags, one JSON object per kept CSV row in order (``sentiment`` required, ``topic``)."""
+def read_tags_jsonl(path: Path, frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Precomputed tags in file order (``sentiment`` required, ``topic``, ``sentiment_score``): one line per
+    CSV data row, or one per kept row (blank and undated rows dropped)."""
     lines = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
-    if len(lines) != n_rows:
-        raise ConfigError(f"{path}: {len(lines)} tag lines for {n_rows} headline rows (one line per kept row)")
+    csv_rows = int(frame.attrs.get("csv_rows", len(frame)))
+    if len(lines) == csv_rows and len(lines) != len(frame):
+        lines = [lines[int(r)] for r in frame["row"]]
+    elif len(lines) != len(frame):
+        raise ConfigError(f"{path}: {len(lines)} tag lines, expected one per CSV row ({csv_rows}) "
+                          f"or per kept row ({len(frame)})")
     for i, row in enumerate(lines):
         if row.get("sentiment") not in ("negative", "neutral", "positive"):
             raise ConfigError(f"{path}: line {i + 1} has no valid 'sentiment'")

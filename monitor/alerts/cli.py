@@ -25,7 +25,7 @@ def add_commands(sub: Any) -> None:
     b.add_argument("--input", required=True, type=Path, help="CSV of headlines with a time column")
     b.add_argument("--time-column", help="default: first of published_at, timestamp, time, date")
     b.add_argument("--text-column", help="default: first of title, headline, headlines, text")
-    b.add_argument("--tags", type=Path, help="precomputed tags JSONL, one line per kept row (skips the model)")
+    b.add_argument("--tags", type=Path, help="precomputed tags JSONL, one line per CSV row (skips the model)")
     b.add_argument("--model", help="model directory, or tiny-random / noop (FINPULSE_MODEL_PATH)")
     b.add_argument("--bucket-minutes", type=int, help="FINPULSE_ALERTS_BUCKET_SECONDS / 60 (1440 for dated files)")
     b.add_argument("--window-minutes", type=int, help="FINPULSE_ALERTS_WINDOW_MINUTES")
@@ -121,7 +121,7 @@ def _backtest(args: argparse.Namespace, settings: Settings) -> int:
     alert_settings = settings.with_overrides(alerts=_alert_overrides(args)).alerts
     frame = bt.read_headlines(args.input, args.time_column, args.text_column)
     if args.tags is not None:
-        tags = bt.read_tags_jsonl(args.tags, len(frame))
+        tags = bt.read_tags_jsonl(args.tags, frame)
     else:
         from monitor.classify import load_classifier  # heavy (torch): only when no tags are given
 
