@@ -122,6 +122,8 @@ class AlertSettings(_Section):
     """FINPULSE_ALERTS_SLACK_WEBHOOK_URL: convenience, one Slack webhook without filters."""
     dashboard_url: str = "http://localhost:8501"
     """FINPULSE_ALERTS_DASHBOARD_URL: linked from every message."""
+    digest_min_alerts: int = Field(default=4, ge=0)
+    """FINPULSE_ALERTS_DIGEST_MIN_ALERTS: this many alerts waiting for one webhook go out as one digest (0 = never)."""
     max_per_second: float = Field(default=1.0, gt=0)
     """FINPULSE_ALERTS_MAX_PER_SECOND: posts per second per webhook (Slack allows about 1)."""
     timeout_seconds: float = Field(default=10.0, gt=0)

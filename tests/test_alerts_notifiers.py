@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from datetime import UTC, datetime
 
@@ -17,6 +18,7 @@ from monitor.alerts.notifiers import (
     parse_retry_after,
     parse_webhooks,
     route,
+    slack_digest_payload,
     slack_payload,
 )
 from monitor.alerts.queries import AlertKey, StoredAlert
@@ -69,6 +71,17 @@ def test_slack_message_is_block_kit_with_numbers_headlines_and_dashboard_link(re
     assert "• No link here" in text
     assert "http://dash.example:8501" in text
     assert req.headers["Content-Type"] == "application/json"
+
+
+def test_slack_digest_lists_every_key_most_severe_first(receiver: WebhookReceiver) -> None:
+    calm = dataclasses.replace(alert("ticker", "ACME"), severity="warning")
+    payload = slack_digest_payload([calm, alert("topic", "Markets")], "http://dash")
+    assert sender().post(hook(receiver, "/d"), payload).ok
+    body = receiver.received("/d")[0].body
+    assert body["blocks"][0]["text"]["text"] == "Negative news spike on 2 keys (high)"
+    listing = body["blocks"][1]["text"]["text"].splitlines()
+    assert "`topic:Markets`" in listing[0] and "`ticker:ACME`" in listing[1]
+    assert "http://dash" in str(body["blocks"][-1])
 
 
 def test_generic_json_webhook_gets_the_alert_as_data(receiver: WebhookReceiver) -> None:

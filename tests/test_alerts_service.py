@@ -46,6 +46,7 @@ def alert_settings(*paths: str, receiver: WebhookReceiver, **kw: object) -> Aler
         backoff_seconds=0.0,
         max_retry_after_seconds=2.0,
         lock_name=f"test-{uuid.uuid4().hex}",
+        digest_min_alerts=0,
     )
     base.update(kw)
     return AlertSettings(**base)  # type: ignore[arg-type]
@@ -159,6 +160,26 @@ def test_an_alert_no_webhook_routes_is_recorded_as_not_posted(surge_db: Engine, 
     with surge_db.connect() as conn:
         assert {(a.state, a.last_error) for a in list_alerts(conn)} == {
             ("sent", "not posted: no configured webhook routes this alert")}
+
+
+def test_many_simultaneous_alerts_go_out_as_one_digest_per_webhook(surge_db: Engine,
+                                                                   receiver: WebhookReceiver) -> None:
+    receiver.answer("/digest", 500, 200)
+    hooks = (f'[{{"url": "{receiver.url("/digest")}", "kind": "json"}},'
+             f' {{"url": "{receiver.url("/single")}", "kind": "json", "tickers": ["ACME"]}}]')
+    s = alert_settings(receiver=receiver, digest_min_alerts=3, webhooks=SecretStr(hooks))
+    first = service(surge_db, s).run_once(NOW)
+    assert first.new_alerts == 3 and first.failed == 3  # the digest failed: every alert in it is retried
+    [digest] = receiver.received("/digest")
+    assert digest.body["type"] == "finpulse.negative_spike_digest"
+    assert sorted(a["key"] for a in digest.body["alerts"]) == ["all", "ticker:ACME", "topic:Markets"]
+    [single] = receiver.received("/single")  # only one alert routes here: a plain message, delivered once
+    assert single.body["key"] == "ticker:ACME"
+    done = service(surge_db, s).run_once(NOW + timedelta(minutes=2))
+    assert done.sent == 3
+    assert len(receiver.received("/digest")) == 2 and len(receiver.received("/single")) == 1
+    with surge_db.connect() as conn:
+        assert {a.state for a in list_alerts(conn)} == {"sent"}
 
 
 def test_rate_limited_receiver_is_retried_after_retry_after(

@@ -124,6 +124,39 @@ def json_payload(alert: StoredAlert, dashboard_url: str) -> dict[str, Any]:
             "dashboard_url": dashboard_url, **alert.as_json()}
 
 
+_SEVERITY_RANK = {"warning": 0, "high": 1, "critical": 2}
+
+
+def slack_digest_payload(alerts: Sequence[StoredAlert], dashboard_url: str) -> dict[str, Any]:
+    """One Block Kit message for many simultaneous alerts: one line of numbers per key, the most severe
+    alert's top headlines, the dashboard link."""
+    ranked = sorted(alerts, key=lambda a: (-_SEVERITY_RANK.get(a.severity, 0), -float(a.details.get("z", 0))))
+    worst = ranked[0]
+    title = f"Negative news spike on {len(alerts)} keys ({worst.severity})"
+    lines = [f"{SEVERITY_EMOJI.get(a.severity, '')} `{a.key}` {_slack_escape(a.details.get('explanation', ''))}"
+             for a in ranked[:15]]
+    if len(ranked) > 15:
+        lines.append(f"… and {len(ranked) - 15} more on the dashboard")
+    heads = [f"• <{h['url']}|{_slack_escape(h['title'][:200])}>" if h.get("url") else f"• {_slack_escape(h['title'][:200])}"
+             for h in worst.details.get("headlines", [])[:5]]
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": title[:150]}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)[:2900]}},
+    ]
+    if heads:
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"*Top negative headlines ({worst.key})*\n"
+                                                     + "\n".join(heads)}})
+    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": f"<{dashboard_url}|Open the dashboard>"}]})
+    return {"text": f"{title}: " + ", ".join(str(a.key) for a in ranked[:15]), "blocks": blocks}
+
+
+def digest_payload_for(hook: Webhook, alerts: Sequence[StoredAlert], dashboard_url: str) -> dict[str, Any]:
+    if hook.kind == "slack":
+        return slack_digest_payload(alerts, dashboard_url)
+    return {"type": "finpulse.negative_spike_digest", "dashboard_url": dashboard_url,
+            "alerts": [json_payload(a, dashboard_url) for a in alerts]}
+
+
 def payload_for(hook: Webhook, alert: StoredAlert, dashboard_url: str) -> dict[str, Any]:
     return slack_payload(alert, dashboard_url) if hook.kind == "slack" else json_payload(alert, dashboard_url)
 

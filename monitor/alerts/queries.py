@@ -195,6 +195,12 @@ def list_alerts(conn: Connection, limit: int = 50, state: AlertState | None = No
     return [_row_to_alert(r) for r in conn.execute(q)]
 
 
+def save_deliveries(conn: Connection, alert_id: int, deliveries: dict[str, str]) -> None:
+    """Persist which webhooks accepted an alert, right after they did."""
+    conn.execute(sa.update(alerts).where(alerts.c.id == alert_id)
+                 .values(deliveries=json.dumps(deliveries, sort_keys=True)))
+
+
 def record_attempt(conn: Connection, alert: StoredAlert, deliveries: dict[str, str], error: str | None,
                    now: datetime, next_attempt_at: datetime | None, note: str | None = None) -> None:
     """Save the outcome of one delivery attempt: sent when every routed webhook has accepted it (``note``

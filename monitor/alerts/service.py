@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 
 from monitor.alerts import queries as q
 from monitor.alerts.detector import CountSeries, DetectorParams, KeyState, Spike, scan
-from monitor.alerts.notifiers import Webhook, WebhookSender, payload_for, route
+from monitor.alerts.notifiers import Webhook, WebhookSender, digest_payload_for, payload_for
 from monitor.settings import AlertSettings
 
 log = logging.getLogger(__name__)
@@ -98,35 +98,64 @@ def retry_delay(attempts: int, settings: AlertSettings, retry_after: float | Non
     return timedelta(seconds=seconds)
 
 
+@dataclass
+class _Outcome:
+    """Delivery progress of one alert during a run."""
+
+    deliveries: dict[str, str]
+    errors: list[str]
+    routed: bool = False
+    retry_after: float | None = None
+
+
+def _batches(pending: list[q.StoredAlert], digest_min: int) -> list[list[q.StoredAlert]]:
+    """One digest message when a webhook has ``digest_min`` or more alerts waiting, else one per alert."""
+    if digest_min and len(pending) >= digest_min:
+        return [pending]
+    return [[a] for a in pending]
+
+
 def deliver_due(engine: Engine, sender: WebhookSender, hooks: list[Webhook], now: datetime,
                 settings: AlertSettings) -> tuple[int, int]:
-    """Post every due alert to the webhooks that route it and have not accepted it yet. Returns (sent, failed)."""
-    sent = failed = 0
+    """Post every due alert to the webhooks that route it and have not accepted it yet. Returns (sent, failed).
+
+    Each webhook gets its alerts one message each, or one digest when many are waiting (a market-wide surge
+    raises many keys at once). An acceptance is saved right after the post, so a crash never re-sends it.
+    """
     with engine.connect() as conn:
         due = q.due_alerts(conn, now)
-    for alert in due:
-        deliveries = dict(alert.deliveries)
-        errors: list[str] = []
-        retry_after: float | None = None
-        targets = route(hooks, alert)
-        for hook in targets:
-            if hook.id in deliveries:
-                continue
-            result = sender.post(hook, payload_for(hook, alert, settings.dashboard_url))
+    outcome = {a.id: _Outcome(dict(a.deliveries), []) for a in due}
+    for hook in hooks:
+        routed = [a for a in due if hook.accepts(a)]
+        for a in routed:
+            outcome[a.id].routed = True
+        pending = [a for a in routed if hook.id not in outcome[a.id].deliveries]
+        for batch in _batches(pending, settings.digest_min_alerts):
+            payload = (payload_for(hook, batch[0], settings.dashboard_url) if len(batch) == 1
+                       else digest_payload_for(hook, batch, settings.dashboard_url))
+            result = sender.post(hook, payload)
+            for a in batch:
+                o = outcome[a.id]
+                if result.ok:
+                    o.deliveries[hook.id] = now.isoformat()
+                else:
+                    o.errors.append(f"{hook.id}: {result.error}")
+                    if result.retry_after is not None:
+                        o.retry_after = max(o.retry_after or 0.0, result.retry_after)
             if result.ok:
-                deliveries[hook.id] = now.isoformat()
-            else:
-                errors.append(f"{hook.id}: {result.error}")
-                if result.retry_after is not None:
-                    retry_after = max(retry_after or 0.0, result.retry_after)
-        note = None
-        if not targets:
-            note = "not posted: no configured webhook routes this alert"
+                with engine.begin() as conn:
+                    for a in batch:
+                        q.save_deliveries(conn, a.id, outcome[a.id].deliveries)
+    sent = failed = 0
+    for alert in due:
+        o = outcome[alert.id]
+        note = None if o.routed else "not posted: no configured webhook routes this alert"
+        if note:
             log.warning("alert %s: %s", alert.alert_key, note)
-        error = "; ".join(errors) if errors else None
-        next_at = now + retry_delay(alert.attempts + 1, settings, retry_after) if error else None
+        error = "; ".join(o.errors) if o.errors else None
+        next_at = now + retry_delay(alert.attempts + 1, settings, o.retry_after) if error else None
         with engine.begin() as conn:
-            q.record_attempt(conn, alert, deliveries, error, now, next_at, note)
+            q.record_attempt(conn, alert, o.deliveries, error, now, next_at, note)
         if error:
             failed += 1
             log.error("alert %s not delivered (attempt %d), retry at %s: %s", alert.alert_key, alert.attempts + 1,
