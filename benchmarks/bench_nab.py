@@ -20,8 +20,12 @@ PUBLISHED = ("ARTime", "contextOSE", "numenta", "twitterADVec", "windowedGaussia
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/nab-realtweets")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/nab-realtweets"
+    )
     parser.add_argument("--out", type=Path, default=Path("artifacts/nab"))
     args = parser.parse_args()
     started = time.perf_counter()
@@ -38,8 +42,11 @@ def main() -> None:
         r = ours[p]
         found = sum(f.windows_detected for f in r.files)
         fps = sum(f.fp for f in r.files)
-        print(f"\n{p}: threshold {r.threshold:.3f}, raw {r.raw:.2f} (null {r.null:.0f}, perfect {r.perfect:.0f}), "
-              f"windows found {found}/{sum(f.n_windows for f in r.files)}, false-positive rows {fps}", end="")
+        print(
+            f"\n{p}: threshold {r.threshold:.3f}, raw {r.raw:.2f} (null {r.null:.0f}, perfect {r.perfect:.0f}), "
+            f"windows found {found}/{sum(f.n_windows for f in r.files)}, false-positive rows {fps}",
+            end="",
+        )
     print(f"\n\n{len(ours['standard'].files)} files in {elapsed:.1f} s")
 
 

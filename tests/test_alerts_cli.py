@@ -33,7 +33,13 @@ def write_fixture(tmp_path: Path, days: int = 15) -> tuple[Path, Path]:
     for ts, text, score in rows:
         et = ts.astimezone(__import__("zoneinfo").ZoneInfo("America/New_York"))
         lines.append(f'{text},"{et:%-I:%M  %p} ET {et:%a, %d %B %Y}"')
-        tags.append({"sentiment": "negative" if score < 0 else "neutral", "topic": "Markets", "sentiment_score": score})
+        tags.append(
+            {
+                "sentiment": "negative" if score < 0 else "neutral",
+                "topic": "Markets",
+                "sentiment_score": score,
+            }
+        )
     csv = tmp_path / "news.csv"
     csv.write_text("\n".join(lines) + "\n")
     jsonl = tmp_path / "tags.jsonl"
@@ -42,16 +48,42 @@ def write_fixture(tmp_path: Path, days: int = 15) -> tuple[Path, Path]:
 
 
 def test_backtest_with_precomputed_tags_prints_alerts_as_jsonl_and_a_summary(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("FINPULSE_ALERTS_BASELINE_DAYS", "10")
     csv, tags = write_fixture(tmp_path)
-    assert main(["alerts", "backtest", "--input", str(csv), "--tags", str(tags), "--time-column", "Time",
-                 "--text-column", "Headlines"]) == 0
+    assert (
+        main(
+            [
+                "alerts",
+                "backtest",
+                "--input",
+                str(csv),
+                "--tags",
+                str(tags),
+                "--time-column",
+                "Time",
+                "--text-column",
+                "Headlines",
+            ]
+        )
+        == 0
+    )
     out, err = capsys.readouterr()
     alerts = [json.loads(line) for line in out.splitlines()]
     assert {a["key"] for a in alerts} == {"all", "topic:Markets"}
     a = alerts[0]
-    assert {"key", "window_start", "window_end", "fired_at", "severity", "count", "baseline", "z", "share"} <= set(a)
+    assert {
+        "key",
+        "window_start",
+        "window_end",
+        "fired_at",
+        "severity",
+        "count",
+        "baseline",
+        "z",
+        "share",
+    } <= set(a)
     burst_utc = START + timedelta(days=14, hours=18)  # written as 2:00 PM ET (EDT), read back as 18:00 UTC
     fired = datetime.fromisoformat(a["fired_at"])
     assert burst_utc <= fired <= burst_utc + timedelta(minutes=35)
@@ -66,8 +98,9 @@ def test_backtest_rejects_tags_that_do_not_line_up(tmp_path: Path) -> None:
     assert main(["alerts", "backtest", "--input", str(csv), "--tags", str(tags)]) == 1
 
 
-def test_backtest_tags_may_cover_every_csv_row_including_blank_ones(tmp_path: Path,
-                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_backtest_tags_may_cover_every_csv_row_including_blank_ones(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     csv, tags = write_fixture(tmp_path)
     lines = csv.read_text().splitlines()
     tag_lines = tags.read_text().splitlines()
@@ -77,7 +110,9 @@ def test_backtest_tags_may_cover_every_csv_row_including_blank_ones(tmp_path: Pa
     assert len(capsys.readouterr().out.splitlines()) == 2
 
 
-def test_backtest_through_the_classifier_interface(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_backtest_through_the_classifier_interface(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     pytest.importorskip("monitor.classify")
     csv, _ = write_fixture(tmp_path, days=3)
     assert main(["alerts", "backtest", "--input", str(csv), "--model", "noop"]) == 0
@@ -86,8 +121,9 @@ def test_backtest_through_the_classifier_interface(tmp_path: Path, capsys: pytes
     assert '"alerts": 0' in err
 
 
-def test_alerts_list_shows_stored_alerts(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_alerts_list_shows_stored_alerts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     from monitor.alerts.detector import Spike
     from monitor.alerts.queries import AlertKey, insert_alert
     from monitor.store import init_db, make_engine
@@ -96,8 +132,19 @@ def test_alerts_list_shows_stored_alerts(tmp_path: Path, capsys: pytest.CaptureF
     engine = make_engine(url)
     init_db(engine)
     end = datetime(2024, 3, 13, 15, tzinfo=UTC)
-    spike = Spike(index=0, window_start=end - timedelta(hours=1), window_end=end, severity="high", count=40,
-                  baseline=5.0, z=9.0, p_value=1e-12, surprise=2.0, total=50, share=0.8)
+    spike = Spike(
+        index=0,
+        window_start=end - timedelta(hours=1),
+        window_end=end,
+        severity="high",
+        count=40,
+        baseline=5.0,
+        z=9.0,
+        p_value=1e-12,
+        surprise=2.0,
+        total=50,
+        share=0.8,
+    )
     with engine.begin() as conn:
         assert insert_alert(conn, AlertKey("ticker", "ACME"), spike, end, [])
         assert not insert_alert(conn, AlertKey("ticker", "ACME"), spike, end, [])  # same key + window: once

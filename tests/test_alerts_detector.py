@@ -20,12 +20,23 @@ from monitor.alerts.detector import (
 START = datetime(2024, 1, 1, tzinfo=UTC)  # a Monday
 HOUR = 12  # 5-minute buckets per hour
 DAY = 24 * HOUR
-PARAMS = DetectorParams(bucket_seconds=300, window_buckets=HOUR, baseline_days=14, min_count=5, share_floor=0.35,
-                        z_enter=4.0, z_exit=1.0, surprise_min=0.0, peak_lookback_buckets=0, cooldown_buckets=2 * HOUR)
+PARAMS = DetectorParams(
+    bucket_seconds=300,
+    window_buckets=HOUR,
+    baseline_days=14,
+    min_count=5,
+    share_floor=0.35,
+    z_enter=4.0,
+    z_exit=1.0,
+    surprise_min=0.0,
+    peak_lookback_buckets=0,
+    cooldown_buckets=2 * HOUR,
+)
 
 
-def poisson_stream(days: int, per_bucket_total: float, negative_share: float, seed: int = 1,
-                   weekend_factor: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+def poisson_stream(
+    days: int, per_bucket_total: float, negative_share: float, seed: int = 1, weekend_factor: float = 1.0
+) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     n = days * DAY
     weekday = (np.arange(n) // DAY) % 7  # START is a Monday
@@ -195,8 +206,9 @@ def test_volume_only_series_for_benchmarks() -> None:
     assert len(spikes) == 1 and spikes[0].share is None
 
 
-@pytest.mark.parametrize(("k", "mean", "expected"), [(0, 3.0, 1.0), (1, 2.0, 1 - np.exp(-2.0)),
-                                                      (5, 1.0, 0.0036598468)])
+@pytest.mark.parametrize(
+    ("k", "mean", "expected"), [(0, 3.0, 1.0), (1, 2.0, 1 - np.exp(-2.0)), (5, 1.0, 0.0036598468)]
+)
 def test_poisson_tail(k: int, mean: float, expected: float) -> None:
     assert poisson_tail(k, mean) == pytest.approx(expected, rel=1e-6)
 

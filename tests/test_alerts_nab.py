@@ -29,8 +29,12 @@ def test_probation_is_15_percent_capped_at_750_rows() -> None:
     assert nab.probationary_length(15_902) == 750
 
 
-def one_file(anomaly: np.ndarray, bounds: list[tuple[int, int]], cost: nab.CostMatrix = STANDARD,
-             threshold: float | None = 0.5) -> nab.ProfileResult:
+def one_file(
+    anomaly: np.ndarray,
+    bounds: list[tuple[int, int]],
+    cost: nab.CostMatrix = STANDARD,
+    threshold: float | None = 0.5,
+) -> nab.ProfileResult:
     return nab.score_profile("test", cost, {"f.csv": (anomaly, bounds)}, threshold)
 
 
@@ -39,7 +43,9 @@ def test_hand_computed_case() -> None:
     a = np.zeros(100)
     a[[20, 45, 50, 90]] = 1.0  # FP before the window, two detections inside, FP after it
     r = one_file(a, [(40, 59)])
-    tp = nab.scaled_sigmoid(-(59 - 45 + 1) / 20) / nab.scaled_sigmoid(-1.0)  # only the earliest detection counts
+    tp = nab.scaled_sigmoid(-(59 - 45 + 1) / 20) / nab.scaled_sigmoid(
+        -1.0
+    )  # only the earliest detection counts
     fp_before = -1.0 * 0.11
     fp_after = nab.scaled_sigmoid((90 - 59) / 19) * 0.11
     assert r.raw == pytest.approx(float(tp + fp_before + fp_after))
@@ -140,8 +146,9 @@ def test_normalisation_reproduces_the_published_realtweets_scores() -> None:
 
 
 @needs_data
-def test_bench_nab_command_writes_nab_result_files_and_prints_the_scores(tmp_path: Path,
-                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+def test_bench_nab_command_writes_nab_result_files_and_prints_the_scores(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["bench", "nab", "--data", str(NAB_DIR), "--out", str(tmp_path)]) == 0
     scores = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert set(scores) == {"standard", "reward_low_FP_rate", "reward_low_FN_rate"}
@@ -157,8 +164,10 @@ def test_bench_nab_command_writes_nab_result_files_and_prints_the_scores(tmp_pat
     for f in files:
         frame = pd.read_csv(f)
         rel = f"realTweets/{f.name}"
-        results[rel] = (frame["anomaly_score"].to_numpy(),
-                        nab.window_bounds(pd.DatetimeIndex(pd.to_datetime(frame["timestamp"])), windows[rel]))
+        results[rel] = (
+            frame["anomaly_score"].to_numpy(),
+            nab.window_bounds(pd.DatetimeIndex(pd.to_datetime(frame["timestamp"])), windows[rel]),
+        )
     rescored = nab.score_profile("standard", STANDARD, results).normalised
     assert rescored == pytest.approx(scores["standard"], abs=0.01)
     # Regression guard for the one NAB parameter set (see docs/alerts.md for the measured table).

@@ -33,20 +33,43 @@ SECRET_PATH = "/services/T000/B000/s3cr3t-token"
 def alert(kind: str = "topic", value: str = "Markets") -> StoredAlert:
     start = datetime(2024, 3, 13, 14, 0, tzinfo=UTC)
     return StoredAlert(
-        id=1, alert_key=f"{kind}:{value}@{start.isoformat()}", key=AlertKey(kind, value),  # type: ignore[arg-type]
-        window_start=start, window_end=datetime(2024, 3, 13, 15, 0, tzinfo=UTC),
-        fired_at=datetime(2024, 3, 13, 15, 1, tzinfo=UTC), severity="high",
-        details={"count": 42, "baseline": 6.5, "z": 9.1, "p_value": 1.2e-12, "share": 0.71, "total": 59,
-                 "explanation": "42 negative items in 1 h vs a usual 6.5 (z = 9.1, p = 1.2e-12)",
-                 "headlines": [{"title": "Bank <X> fails & markets slide", "url": "https://news.example/1"},
-                               {"title": "No link here", "url": None}]},
-        state="pending", attempts=0, last_error=None, next_attempt_at=None, sent_at=None, deliveries={},
+        id=1,
+        alert_key=f"{kind}:{value}@{start.isoformat()}",
+        key=AlertKey(kind, value),  # type: ignore[arg-type]
+        window_start=start,
+        window_end=datetime(2024, 3, 13, 15, 0, tzinfo=UTC),
+        fired_at=datetime(2024, 3, 13, 15, 1, tzinfo=UTC),
+        severity="high",
+        details={
+            "count": 42,
+            "baseline": 6.5,
+            "z": 9.1,
+            "p_value": 1.2e-12,
+            "share": 0.71,
+            "total": 59,
+            "explanation": "42 negative items in 1 h vs a usual 6.5 (z = 9.1, p = 1.2e-12)",
+            "headlines": [
+                {"title": "Bank <X> fails & markets slide", "url": "https://news.example/1"},
+                {"title": "No link here", "url": None},
+            ],
+        },
+        state="pending",
+        attempts=0,
+        last_error=None,
+        next_attempt_at=None,
+        sent_at=None,
+        deliveries={},
     )
 
 
 def sender(**kw: object) -> WebhookSender:
-    defaults: dict[str, object] = {"timeout_seconds": 2.0, "max_per_second": 50.0, "attempts": 3,
-                                   "backoff_seconds": 0.05, "max_retry_after_seconds": 5.0}
+    defaults: dict[str, object] = {
+        "timeout_seconds": 2.0,
+        "max_per_second": 50.0,
+        "attempts": 3,
+        "backoff_seconds": 0.05,
+        "max_retry_after_seconds": 5.0,
+    }
     defaults.update(kw)
     return WebhookSender(**defaults)  # type: ignore[arg-type]
 
@@ -55,7 +78,9 @@ def hook(receiver: WebhookReceiver, path: str = SECRET_PATH, kind: str = "slack"
     return Webhook(SecretStr(receiver.url(path)), kind)  # type: ignore[arg-type]
 
 
-def test_slack_message_is_block_kit_with_numbers_headlines_and_dashboard_link(receiver: WebhookReceiver) -> None:
+def test_slack_message_is_block_kit_with_numbers_headlines_and_dashboard_link(
+    receiver: WebhookReceiver,
+) -> None:
     s = sender()
     result = s.post(hook(receiver), slack_payload(alert(), "http://dash.example:8501"))
     assert result.ok and result.attempts == 1
@@ -146,7 +171,9 @@ def test_at_most_one_message_per_second_per_webhook(receiver: WebhookReceiver) -
     assert receiver.received("/b")[0].at - a[2].at < 0.5
 
 
-def test_webhook_urls_never_reach_logs_or_errors(receiver: WebhookReceiver, caplog: pytest.LogCaptureFixture) -> None:
+def test_webhook_urls_never_reach_logs_or_errors(
+    receiver: WebhookReceiver, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)
     receiver.answer(SECRET_PATH, 500, 200)
     h = hook(receiver)
@@ -162,8 +189,10 @@ def test_webhook_urls_never_reach_logs_or_errors(receiver: WebhookReceiver, capl
 
 def test_parse_webhooks_and_routing_filters() -> None:
     settings = AlertSettings(
-        webhooks=SecretStr('[{"url": "http://x/1"}, {"url": "http://x/2", "kind": "json", "topics": ["Markets"]},'
-                           ' {"url": "http://x/3", "tickers": ["aapl"]}]'),
+        webhooks=SecretStr(
+            '[{"url": "http://x/1"}, {"url": "http://x/2", "kind": "json", "topics": ["Markets"]},'
+            ' {"url": "http://x/3", "tickers": ["aapl"]}]'
+        ),
         slack_webhook_url=SecretStr("http://x/4"),
     )
     hooks = parse_webhooks(settings)
@@ -175,7 +204,9 @@ def test_parse_webhooks_and_routing_filters() -> None:
     assert ids(alert("overall", "all")) == [0, 3]
 
 
-@pytest.mark.parametrize("raw", ['{"url": "x"}', "not json", '[{"kind": "slack"}]', '[{"url": "u", "kind": "sms"}]'])
+@pytest.mark.parametrize(
+    "raw", ['{"url": "x"}', "not json", '[{"kind": "slack"}]', '[{"url": "u", "kind": "sms"}]']
+)
 def test_bad_webhook_settings_are_config_errors(raw: str) -> None:
     with pytest.raises(ConfigError):
         parse_webhooks(AlertSettings(webhooks=SecretStr(raw)))

@@ -152,21 +152,27 @@ def test_partial_failure_resends_only_to_the_receiver_that_missed_it(
         assert {a.state for a in list_alerts(conn)} == {"sent"}
 
 
-def test_an_alert_no_webhook_routes_is_recorded_as_not_posted(surge_db: Engine, receiver: WebhookReceiver) -> None:
+def test_an_alert_no_webhook_routes_is_recorded_as_not_posted(
+    surge_db: Engine, receiver: WebhookReceiver
+) -> None:
     only_zzz = SecretStr(f'[{{"url": "{receiver.url("/zzz")}", "tickers": ["ZZZ"]}}]')
     s = alert_settings(receiver=receiver, webhooks=only_zzz)
     report = service(surge_db, s).run_once(NOW)
     assert report.new_alerts == 3 and report.sent == 3 and receiver.received() == []
     with surge_db.connect() as conn:
         assert {(a.state, a.last_error) for a in list_alerts(conn)} == {
-            ("sent", "not posted: no configured webhook routes this alert")}
+            ("sent", "not posted: no configured webhook routes this alert")
+        }
 
 
-def test_many_simultaneous_alerts_go_out_as_one_digest_per_webhook(surge_db: Engine,
-                                                                   receiver: WebhookReceiver) -> None:
+def test_many_simultaneous_alerts_go_out_as_one_digest_per_webhook(
+    surge_db: Engine, receiver: WebhookReceiver
+) -> None:
     receiver.answer("/digest", 500, 200)
-    hooks = (f'[{{"url": "{receiver.url("/digest")}", "kind": "json"}},'
-             f' {{"url": "{receiver.url("/single")}", "kind": "json", "tickers": ["ACME"]}}]')
+    hooks = (
+        f'[{{"url": "{receiver.url("/digest")}", "kind": "json"}},'
+        f' {{"url": "{receiver.url("/single")}", "kind": "json", "tickers": ["ACME"]}}]'
+    )
     s = alert_settings(receiver=receiver, digest_min_alerts=3, webhooks=SecretStr(hooks))
     first = service(surge_db, s).run_once(NOW)
     assert first.new_alerts == 3 and first.failed == 3  # the digest failed: every alert in it is retried
@@ -194,7 +200,9 @@ def test_rate_limited_receiver_is_retried_after_retry_after(
     assert min(a.next_attempt_at for a in stored) >= NOW + timedelta(seconds=600)  # type: ignore[type-var]
 
 
-def race(services: list[AlertService], locks: list[DatabaseLock], nows: list[datetime]) -> list[list[RunReport]]:
+def race(
+    services: list[AlertService], locks: list[DatabaseLock], nows: list[datetime]
+) -> list[list[RunReport]]:
     """Each service runs its guarded job at each ``now``, all services started together per tick."""
     reports: list[list[RunReport]] = [[] for _ in services]
     for now in nows:
@@ -266,7 +274,9 @@ def test_apscheduler_job_defaults(engine: Engine, receiver: WebhookReceiver) -> 
     assert job is not None and job.trigger.interval == timedelta(seconds=60)
 
 
-def test_two_scheduler_processes_on_one_database_post_each_alert_once(tmp_path, receiver: WebhookReceiver) -> None:  # noqa: ANN001
+def test_two_scheduler_processes_on_one_database_post_each_alert_once(
+    tmp_path, receiver: WebhookReceiver
+) -> None:  # noqa: ANN001
     """`finpulse scheduler` twice, for real (APScheduler, SQLite lock row, HTTP): exactly one post per alert."""
     import os
     import signal
@@ -283,15 +293,32 @@ def test_two_scheduler_processes_on_one_database_post_each_alert_once(tmp_path, 
     seed_surge(e, now, n=30, ticker="ACME")
     e.dispose()
     env = {k: v for k, v in os.environ.items() if not k.startswith("FINPULSE_")}
-    env.update({
-        "FINPULSE_DATABASE_URL": url, "FINPULSE_ALERTS_INTERVAL_SECONDS": "1", "FINPULSE_ALERTS_BASELINE_DAYS": "7",
-        "FINPULSE_ALERTS_Z_THRESHOLD": "4", "FINPULSE_ALERTS_SURPRISE_MIN": "0", "FINPULSE_ALERTS_PEAK_LOOKBACK_HOURS": "0",
-        "FINPULSE_ALERTS_TICKER_MIN_VOLUME": "5", "FINPULSE_ALERTS_MAX_PER_SECOND": "100",
-        "FINPULSE_ALERTS_WEBHOOKS": f'[{{"url": "{receiver.url("/live")}", "kind": "json"}}]',
-        "FINPULSE_ALERTS_LOCK_NAME": f"live-{uuid.uuid4().hex}", "PYTHONUNBUFFERED": "1",
-    })
-    procs = [subprocess.Popen([sys.executable, "-m", "monitor.cli", "scheduler"], env=env, cwd=tmp_path,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+    env.update(
+        {
+            "FINPULSE_DATABASE_URL": url,
+            "FINPULSE_ALERTS_INTERVAL_SECONDS": "1",
+            "FINPULSE_ALERTS_BASELINE_DAYS": "7",
+            "FINPULSE_ALERTS_Z_THRESHOLD": "4",
+            "FINPULSE_ALERTS_SURPRISE_MIN": "0",
+            "FINPULSE_ALERTS_PEAK_LOOKBACK_HOURS": "0",
+            "FINPULSE_ALERTS_TICKER_MIN_VOLUME": "5",
+            "FINPULSE_ALERTS_MAX_PER_SECOND": "100",
+            "FINPULSE_ALERTS_WEBHOOKS": f'[{{"url": "{receiver.url("/live")}", "kind": "json"}}]',
+            "FINPULSE_ALERTS_LOCK_NAME": f"live-{uuid.uuid4().hex}",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "monitor.cli", "scheduler"],
+            env=env,
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for _ in range(2)
+    ]
     try:
         deadline = time.monotonic() + 60
         while len(receiver.received("/live")) < 3 and time.monotonic() < deadline:
@@ -323,8 +350,18 @@ def test_a_long_spike_alerts_once_across_many_runs(engine: Engine, receiver: Web
     created = 0
     for step in range(33):  # 5.5 h
         now = start + timedelta(minutes=10 * step)
-        items = [(NewsItem(id=f"long{step}-{k}", published_at=now - timedelta(minutes=k), source="wire",
-                           title=f"Contagion fears deepen {step} {k}"), tags("negative")) for k in range(5)]
+        items = [
+            (
+                NewsItem(
+                    id=f"long{step}-{k}",
+                    published_at=now - timedelta(minutes=k),
+                    source="wire",
+                    title=f"Contagion fears deepen {step} {k}",
+                ),
+                tags("negative"),
+            )
+            for k in range(5)
+        ]
         with engine.begin() as conn:
             write_batch(conn, items, timedelta(hours=24), now=now)
         created += svc.run_once(now).new_alerts

@@ -108,8 +108,14 @@ def tags(sentiment: str, topic: str = "Markets") -> Tags:
     return Tags(topic, 0.9, sentiment, score, 0.9, "test")
 
 
-def seed_history(engine: Engine, now: datetime, days: int = 8, per_hour: int = 6, negative_every: int = 3,
-                 topic: str = "Markets") -> None:
+def seed_history(
+    engine: Engine,
+    now: datetime,
+    days: int = 8,
+    per_hour: int = 6,
+    negative_every: int = 3,
+    topic: str = "Markets",
+) -> None:
     """A steady stream: ``per_hour`` items per hour for ``days`` days before ``now`` (1 in
     ``negative_every`` negative)."""
     pairs = []
@@ -118,8 +124,13 @@ def seed_history(engine: Engine, now: datetime, days: int = 8, per_hour: int = 6
     t, i = start, 0
     while t < now - timedelta(hours=1):
         sentiment = "negative" if i % negative_every == 0 else "neutral"
-        item = NewsItem(id=f"h{i}", published_at=t, source="wire", title=f"Routine market update number {i}",
-                        url=f"https://news.example/{i}")
+        item = NewsItem(
+            id=f"h{i}",
+            published_at=t,
+            source="wire",
+            title=f"Routine market update number {i}",
+            url=f"https://news.example/{i}",
+        )
         pairs.append((item, tags(sentiment, topic)))
         t += step
         i += 1
@@ -127,15 +138,26 @@ def seed_history(engine: Engine, now: datetime, days: int = 8, per_hour: int = 6
         write_batch(conn, pairs, timedelta(hours=24), now=now)
 
 
-def seed_surge(engine: Engine, now: datetime, n: int = 30, topic: str = "Markets", ticker: str | None = None,
-               prefix: str = "s") -> None:
+def seed_surge(
+    engine: Engine,
+    now: datetime,
+    n: int = 30,
+    topic: str = "Markets",
+    ticker: str | None = None,
+    prefix: str = "s",
+) -> None:
     """``n`` distinct negative headlines spread over the 30 minutes before ``now``."""
     pairs = []
     for i in range(n):
         t = now - timedelta(minutes=30) + timedelta(seconds=60 * i * 30 / n)
-        item = NewsItem(id=f"{prefix}{i}", published_at=t, source="wire",
-                        title=f"Lender {prefix}{i} collapses as panic spreads" + (f" ${ticker}" if ticker else ""),
-                        url=f"https://news.example/{prefix}/{i}", tickers=(ticker,) if ticker else ())
+        item = NewsItem(
+            id=f"{prefix}{i}",
+            published_at=t,
+            source="wire",
+            title=f"Lender {prefix}{i} collapses as panic spreads" + (f" ${ticker}" if ticker else ""),
+            url=f"https://news.example/{prefix}/{i}",
+            tickers=(ticker,) if ticker else (),
+        )
         pairs.append((item, tags("negative", topic)))
     with engine.begin() as conn:
         write_batch(conn, pairs, timedelta(hours=24), now=now)

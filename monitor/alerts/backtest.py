@@ -38,17 +38,29 @@ class BacktestAlert:
     def as_json(self) -> dict[str, Any]:
         s = self.spike
         return {
-            "key": str(self.key), "window_start": s.window_start.isoformat(), "window_end": s.window_end.isoformat(),
-            "fired_at": s.window_end.isoformat(), "severity": s.severity, "count": s.count, "baseline": s.baseline,
-            "z": s.z, "p_value": s.p_value, "surprise": s.surprise, "total": s.total, "share": s.share,
-            "explanation": s.explanation(), "headlines": list(self.headlines),
+            "key": str(self.key),
+            "window_start": s.window_start.isoformat(),
+            "window_end": s.window_end.isoformat(),
+            "fired_at": s.window_end.isoformat(),
+            "severity": s.severity,
+            "count": s.count,
+            "baseline": s.baseline,
+            "z": s.z,
+            "p_value": s.p_value,
+            "surprise": s.surprise,
+            "total": s.total,
+            "share": s.share,
+            "explanation": s.explanation(),
+            "headlines": list(self.headlines),
         }
 
 
 def pick_column(frame: pd.DataFrame, wanted: str | None, candidates: Sequence[str], what: str) -> str:
     if wanted:
         if wanted not in frame.columns:
-            raise ConfigError(f"--{what}-column {wanted!r} not in the CSV (columns: {', '.join(frame.columns)})")
+            raise ConfigError(
+                f"--{what}-column {wanted!r} not in the CSV (columns: {', '.join(frame.columns)})"
+            )
         return wanted
     lower = {c.lower().strip(): c for c in frame.columns}
     for c in candidates:
@@ -70,7 +82,9 @@ def parse_times(values: pd.Series) -> pd.Series:
         elif ts.tzinfo is not None:
             out.append(ts.tz_convert("UTC"))
         else:
-            out.append(ts.tz_localize("America/New_York").tz_convert("UTC") if is_et else ts.tz_localize("UTC"))
+            out.append(
+                ts.tz_localize("America/New_York").tz_convert("UTC") if is_et else ts.tz_localize("UTC")
+            )
     return pd.Series(pd.to_datetime(out, utc=True), index=values.index)
 
 
@@ -79,8 +93,9 @@ def read_headlines(path: Path, time_column: str | None, text_column: str | None)
     raw = pd.read_csv(path, dtype=str, keep_default_na=False)
     tcol = pick_column(raw, time_column, TIME_COLUMNS, "time")
     xcol = pick_column(raw, text_column, TEXT_COLUMNS, "text")
-    frame = pd.DataFrame({"published_at": parse_times(raw[tcol]), "text": raw[xcol].str.strip(),
-                          "row": np.arange(len(raw))})
+    frame = pd.DataFrame(
+        {"published_at": parse_times(raw[tcol]), "text": raw[xcol].str.strip(), "row": np.arange(len(raw))}
+    )
     frame = frame[(frame["text"] != "") & frame["published_at"].notna()].reset_index(drop=True)
     frame.attrs["csv_rows"] = len(raw)
     return frame
@@ -94,16 +109,19 @@ def read_tags_jsonl(path: Path, frame: pd.DataFrame) -> list[dict[str, Any]]:
     if len(lines) == csv_rows and len(lines) != len(frame):
         lines = [lines[int(r)] for r in frame["row"]]
     elif len(lines) != len(frame):
-        raise ConfigError(f"{path}: {len(lines)} tag lines, expected one per CSV row ({csv_rows}) "
-                          f"or per kept row ({len(frame)})")
+        raise ConfigError(
+            f"{path}: {len(lines)} tag lines, expected one per CSV row ({csv_rows}) "
+            f"or per kept row ({len(frame)})"
+        )
     for i, row in enumerate(lines):
         if row.get("sentiment") not in ("negative", "neutral", "positive"):
             raise ConfigError(f"{path}: line {i + 1} has no valid 'sentiment'")
     return lines
 
 
-def tags_from_classifier(texts: Sequence[str], predict: Callable[[Sequence[str]], list[Tags]],
-                         batch_size: int = 64) -> list[dict[str, Any]]:
+def tags_from_classifier(
+    texts: Sequence[str], predict: Callable[[Sequence[str]], list[Tags]], batch_size: int = 64
+) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for start in range(0, len(texts), batch_size):
         out.extend(t.as_dict() for t in predict(texts[start : start + batch_size]))
@@ -124,8 +142,9 @@ def drop_repeats(frame: pd.DataFrame, window: timedelta = timedelta(hours=24)) -
     return frame[np.asarray(keep)].drop(columns="story")
 
 
-def build_series(frame: pd.DataFrame, bucket_seconds: int, ticker_min_volume: int
-                 ) -> tuple[dict[AlertKey, CountSeries], dict[AlertKey, np.ndarray]]:
+def build_series(
+    frame: pd.DataFrame, bucket_seconds: int, ticker_min_volume: int
+) -> tuple[dict[AlertKey, CountSeries], dict[AlertKey, np.ndarray]]:
     """Count series per key from rows with ``published_at``, ``text``, ``sentiment``, ``topic``; plus the row
     indices of each key (for headlines). Buckets start at a UTC midnight so time-of-day lags line up."""
     t0 = frame["published_at"].min().floor("D")
@@ -153,8 +172,9 @@ def build_series(frame: pd.DataFrame, bucket_seconds: int, ticker_min_volume: in
     return series, index
 
 
-def run_backtest(frame: pd.DataFrame, params: DetectorParams, ticker_min_volume: int = 20,
-                 headlines_per_alert: int = 3) -> list[BacktestAlert]:
+def run_backtest(
+    frame: pd.DataFrame, params: DetectorParams, ticker_min_volume: int = 20, headlines_per_alert: int = 3
+) -> list[BacktestAlert]:
     """All alerts over the file's history, in firing order."""
     if frame.empty:
         return []
@@ -165,10 +185,16 @@ def run_backtest(frame: pd.DataFrame, params: DetectorParams, ticker_min_volume:
         spikes, _ = scan(s, params)
         rows = frame.iloc[index[key]]
         for spike in spikes:
-            in_window = rows[(rows["published_at"] >= spike.window_start) & (rows["published_at"] < spike.window_end)
-                             & (rows["sentiment"] == "negative")]
-            worst = in_window.sort_values("sentiment_score", kind="stable").head(headlines_per_alert) if "sentiment_score" in rows \
+            in_window = rows[
+                (rows["published_at"] >= spike.window_start)
+                & (rows["published_at"] < spike.window_end)
+                & (rows["sentiment"] == "negative")
+            ]
+            worst = (
+                in_window.sort_values("sentiment_score", kind="stable").head(headlines_per_alert)
+                if "sentiment_score" in rows
                 else in_window.head(headlines_per_alert)
+            )
             found.append(BacktestAlert(key, spike, tuple(worst["text"])))
     return sorted(found, key=lambda a: (a.spike.window_end, str(a.key)))
 
@@ -185,11 +211,14 @@ def summarise(alerts: Iterable[BacktestAlert], frame: pd.DataFrame) -> dict[str,
         m = a.spike.window_end.strftime("%Y-%m")
         months[m] = months.get(m, 0) + 1
     return {
-        "rows": int(len(frame)), "negative_share": round(float((frame["sentiment"] == "negative").mean()), 3)
-        if len(frame) else 0.0,
+        "rows": int(len(frame)),
+        "negative_share": round(float((frame["sentiment"] == "negative").mean()), 3) if len(frame) else 0.0,
         "from": frame["published_at"].min().isoformat() if len(frame) else None,
         "to": frame["published_at"].max().isoformat() if len(frame) else None,
-        "alerts": len(alerts), "by_kind": by_kind, "by_severity": by_severity, "by_month": months,
+        "alerts": len(alerts),
+        "by_kind": by_kind,
+        "by_severity": by_severity,
+        "by_month": months,
     }
 
 
@@ -197,8 +226,9 @@ def attach_tags(frame: pd.DataFrame, tags: Sequence[dict[str, Any]]) -> pd.DataF
     out = frame.copy()
     out["sentiment"] = [t["sentiment"] for t in tags]
     out["topic"] = [t.get("topic") or "unknown" for t in tags]
-    out["sentiment_score"] = [float(t.get("sentiment_score", -1.0 if t["sentiment"] == "negative" else 0.0))
-                              for t in tags]
+    out["sentiment_score"] = [
+        float(t.get("sentiment_score", -1.0 if t["sentiment"] == "negative" else 0.0)) for t in tags
+    ]
     return out
 
 

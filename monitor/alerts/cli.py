@@ -21,13 +21,17 @@ def add_commands(sub: Any) -> None:
     p.set_defaults(func=_scheduler)
 
     alerts = sub.add_parser("alerts", help="alert tools").add_subparsers(dest="alerts_cmd", metavar="ACTION")
-    b = alerts.add_parser("backtest", help="replay a headline CSV in simulated time; alerts as JSONL on stdout")
+    b = alerts.add_parser(
+        "backtest", help="replay a headline CSV in simulated time; alerts as JSONL on stdout"
+    )
     b.add_argument("--input", required=True, type=Path, help="CSV of headlines with a time column")
     b.add_argument("--time-column", help="default: first of published_at, timestamp, time, date")
     b.add_argument("--text-column", help="default: first of title, headline, headlines, text")
     b.add_argument("--tags", type=Path, help="precomputed tags JSONL, one line per CSV row (skips the model)")
     b.add_argument("--model", help="model directory, or tiny-random / noop (FINPULSE_MODEL_PATH)")
-    b.add_argument("--bucket-minutes", type=int, help="FINPULSE_ALERTS_BUCKET_SECONDS / 60 (1440 for dated files)")
+    b.add_argument(
+        "--bucket-minutes", type=int, help="FINPULSE_ALERTS_BUCKET_SECONDS / 60 (1440 for dated files)"
+    )
     b.add_argument("--window-minutes", type=int, help="FINPULSE_ALERTS_WINDOW_MINUTES")
     b.add_argument("--cooldown-minutes", type=int, help="FINPULSE_ALERTS_COOLDOWN_MINUTES")
     b.add_argument("--z", type=float, help="FINPULSE_ALERTS_Z_THRESHOLD")
@@ -46,7 +50,9 @@ def add_commands(sub: Any) -> None:
     once.set_defaults(func=_run_once)
 
     bench = sub.add_parser("bench", help="benchmarks").add_subparsers(dest="bench_cmd", metavar="NAME")
-    n = bench.add_parser("nab", help="score the detector on NAB data (prints the three profile scores as JSON)")
+    n = bench.add_parser(
+        "nab", help="score the detector on NAB data (prints the three profile scores as JSON)"
+    )
     n.add_argument("--data", required=True, type=Path, help="folder laid out as NAB: data/, labels/, config/")
     n.add_argument("--out", required=True, type=Path, help="folder for the per-series result CSVs")
     n.add_argument("--details", action="store_true", help="also print per-file scores on stderr")
@@ -85,15 +91,29 @@ def _run_once(args: argparse.Namespace, settings: Settings) -> int:
     engine = make_engine(settings.database.url)
     init_db(engine)
     sender = WebhookSender.from_settings(settings.alerts)
-    lock = DatabaseLock(engine, settings.alerts.lock_name, timedelta(seconds=settings.alerts.lock_lease_seconds))
+    lock = DatabaseLock(
+        engine, settings.alerts.lock_name, timedelta(seconds=settings.alerts.lock_lease_seconds)
+    )
     try:
-        report = guarded_run(AlertService(engine, settings.alerts, parse_webhooks(settings.alerts), sender), lock,
-                             datetime.now(UTC))
+        report = guarded_run(
+            AlertService(engine, settings.alerts, parse_webhooks(settings.alerts), sender),
+            lock,
+            datetime.now(UTC),
+        )
     finally:
         lock.release()
         sender.close()
-    print(json.dumps({"keys": report.keys, "new_alerts": report.new_alerts, "sent": report.sent,
-                      "failed": report.failed, "skipped": report.skipped}))
+    print(
+        json.dumps(
+            {
+                "keys": report.keys,
+                "new_alerts": report.new_alerts,
+                "sent": report.sent,
+                "failed": report.failed,
+                "skipped": report.skipped,
+            }
+        )
+    )
     return 1 if report.failed else 0
 
 
@@ -109,8 +129,10 @@ def _list(args: argparse.Namespace, settings: Settings) -> int:
         if args.json:
             print(json.dumps(a.as_json(), default=str))
         else:
-            print(f"{a.fired_at:%Y-%m-%d %H:%M} {a.state:<7} {a.severity:<8} {str(a.key):<40} "
-                  f"{a.details.get('explanation', '')}" + (f"  [{a.last_error}]" if a.last_error else ""))
+            print(
+                f"{a.fired_at:%Y-%m-%d %H:%M} {a.state:<7} {a.severity:<8} {str(a.key):<40} "
+                f"{a.details.get('explanation', '')}" + (f"  [{a.last_error}]" if a.last_error else "")
+            )
     return 0
 
 
@@ -146,7 +168,9 @@ def _bench_nab(args: argparse.Namespace, settings: Settings) -> int:
         for r in results.values():
             sys.stderr.write(f"{r.profile}: threshold {r.threshold:.4f}, raw {r.raw:.3f}\n")
             for f in r.files:
-                sys.stderr.write(f"  {f.name}: score {f.score:.3f}, windows {f.windows_detected}/{f.n_windows}, "
-                                 f"FP rows {f.fp}\n")
+                sys.stderr.write(
+                    f"  {f.name}: score {f.score:.3f}, windows {f.windows_detected}/{f.n_windows}, "
+                    f"FP rows {f.fp}\n"
+                )
     print(json.dumps({name: round(r.normalised, 2) for name, r in results.items()}))
     return 0

@@ -124,8 +124,10 @@ class Spike:
 
     def explanation(self) -> str:
         share = f", {self.share:.0%} of {self.total} items negative" if self.share is not None else ""
-        return (f"{self.count} negative items in {_minutes(self.window_end - self.window_start)} vs a usual "
-                f"{self.baseline:.1f} (z = {self.z:.1f}, p = {self.p_value:.1e}){share}")
+        return (
+            f"{self.count} negative items in {_minutes(self.window_end - self.window_start)} vs a usual "
+            f"{self.baseline:.1f} (z = {self.z:.1f}, p = {self.p_value:.1e}){share}"
+        )
 
 
 def _minutes(delta: timedelta) -> str:
@@ -139,8 +141,9 @@ def rolling_sum(values: np.ndarray, width: int) -> np.ndarray:
     return csum[idx] - csum[np.maximum(idx - width, 0)]
 
 
-def seasonal_baseline(x: np.ndarray, start: datetime, params: DetectorParams
-                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def seasonal_baseline(
+    x: np.ndarray, start: datetime, params: DetectorParams
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Median, spread, number of reference days and winsorised mean of ``x`` at the same time of day on
     earlier days of the same kind (causal). The median is zero on a sparse key; the mean is what a Poisson
     tail needs."""
@@ -151,7 +154,9 @@ def seasonal_baseline(x: np.ndarray, start: datetime, params: DetectorParams
         return np.zeros(n), np.ones(n), np.zeros(n, dtype=int), np.zeros(n)
     refs = np.full((len(lags), n), np.nan)
     ends = start.timestamp() + params.bucket_seconds * (np.arange(n) + 1)
-    weekend = ((np.floor((ends - 1) / SECONDS_PER_DAY).astype(np.int64) + 3) % 7) >= 5  # 1970-01-01 = Thursday
+    weekend = (
+        (np.floor((ends - 1) / SECONDS_PER_DAY).astype(np.int64) + 3) % 7
+    ) >= 5  # 1970-01-01 = Thursday
     for row, lag in enumerate(lags):
         refs[row, lag:] = x[: n - lag]
         if params.weekday_aware:
@@ -161,8 +166,9 @@ def seasonal_baseline(x: np.ndarray, start: datetime, params: DetectorParams
         centre = np.nanmedian(refs, axis=0)
         mad = np.nanmedian(np.abs(refs - centre), axis=0) * 1.4826
     centre = np.nan_to_num(centre, nan=0.0)
-    spread = np.maximum.reduce([np.nan_to_num(mad, nan=0.0), np.sqrt(np.maximum(centre, 1.0)),
-                                params.rel_floor * centre])
+    spread = np.maximum.reduce(
+        [np.nan_to_num(mad, nan=0.0), np.sqrt(np.maximum(centre, 1.0)), params.rel_floor * centre]
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         rate = np.nan_to_num(np.nanmean(np.minimum(refs, centre + params.z_enter * spread), axis=0), nan=0.0)
@@ -181,8 +187,11 @@ def score_series(series: CountSeries, params: DetectorParams) -> SpikeScores:
     """Vectorised, causal scores for every bucket of ``series``."""
     neg = np.asarray(series.negative, dtype=float)
     count = rolling_sum(neg, params.window_buckets)
-    total = None if series.total is None else rolling_sum(np.asarray(series.total, dtype=float),
-                                                          params.window_buckets)
+    total = (
+        None
+        if series.total is None
+        else rolling_sum(np.asarray(series.total, dtype=float), params.window_buckets)
+    )
     baseline, spread, days, rate = seasonal_baseline(count, series.start, params)
     z = (count - baseline) / spread
     peaks = _trailing_max(z, params.peak_lookback_buckets, params.peak_gap_buckets)
@@ -246,8 +255,9 @@ def severity_of(z: float, params: DetectorParams) -> Severity:
     return "warning"
 
 
-def scan(series: CountSeries, params: DetectorParams, begin: int = 0, state: KeyState = KeyState()
-         ) -> tuple[list[Spike], KeyState]:
+def scan(
+    series: CountSeries, params: DetectorParams, begin: int = 0, state: KeyState = KeyState()
+) -> tuple[list[Spike], KeyState]:
     """Run the enter/exit/cooldown state machine over buckets ``begin..n-1`` of ``series``.
 
     ``state`` is what was known before ``begin`` (indices refer to this series). Returns the alerts fired
@@ -276,7 +286,10 @@ def _enters(scores: SpikeScores, t: int, params: DetectorParams) -> bool:
         return False
     if scores.surprise[t] < params.surprise_min:
         return False
-    if params.p_max < 1.0 and poisson_tail(int(round(scores.count[t])), max(float(scores.rate[t]), 0.05)) > params.p_max:
+    if (
+        params.p_max < 1.0
+        and poisson_tail(int(round(scores.count[t])), max(float(scores.rate[t]), 0.05)) > params.p_max
+    ):
         return False
     if scores.total is not None and scores.total[t] > 0:
         return bool(scores.count[t] / scores.total[t] >= params.share_floor)
@@ -290,14 +303,22 @@ def _spike(series: CountSeries, scores: SpikeScores, t: int, params: DetectorPar
     share = (count / total) if total else None
     z = float(scores.z[t])
     return Spike(
-        index=t, window_start=end - params.window, window_end=end, severity=severity_of(z, params),
-        count=count, baseline=round(base, 2), z=round(z, 2),
+        index=t,
+        window_start=end - params.window,
+        window_end=end,
+        severity=severity_of(z, params),
+        count=count,
+        baseline=round(base, 2),
+        z=round(z, 2),
         p_value=poisson_tail(count, max(float(scores.rate[t]), 0.05)),
-        surprise=round(float(scores.surprise[t]), 3), total=total,
+        surprise=round(float(scores.surprise[t]), 3),
+        total=total,
         share=None if share is None else round(share, 3),
-        details={"spread": round(float(scores.spread[t]), 2), "usual_rate": round(float(scores.rate[t]), 2),
-                 "window_minutes": params.window_buckets
-                 * params.bucket_seconds // 60},
+        details={
+            "spread": round(float(scores.spread[t]), 2),
+            "usual_rate": round(float(scores.rate[t]), 2),
+            "window_minutes": params.window_buckets * params.bucket_seconds // 60,
+        },
     )
 
 
@@ -311,9 +332,14 @@ def anomaly_scores(series: CountSeries, params: DetectorParams) -> np.ndarray:
     return out
 
 
-def series_from_counts(start: datetime, bucket_seconds: int, negative: Sequence[int],
-                       total: Sequence[int] | None = None) -> CountSeries:
+def series_from_counts(
+    start: datetime, bucket_seconds: int, negative: Sequence[int], total: Sequence[int] | None = None
+) -> CountSeries:
     if start.tzinfo is None:
         start = start.replace(tzinfo=UTC)
-    return CountSeries(start, bucket_seconds, np.asarray(negative, dtype=np.int64),
-                       None if total is None else np.asarray(total, dtype=np.int64))
+    return CountSeries(
+        start,
+        bucket_seconds,
+        np.asarray(negative, dtype=np.int64),
+        None if total is None else np.asarray(total, dtype=np.int64),
+    )

@@ -32,8 +32,9 @@ def advisory_key(name: str) -> int:
 class DatabaseLock:
     """Non-blocking ``ensure(now)``: True while this process holds the lock (call it before each run)."""
 
-    def __init__(self, engine: Engine, name: str, lease: timedelta = timedelta(minutes=5),
-                 holder: str | None = None) -> None:
+    def __init__(
+        self, engine: Engine, name: str, lease: timedelta = timedelta(minutes=5), holder: str | None = None
+    ) -> None:
         self.engine = engine
         self.name = name
         self.lease = lease
@@ -61,8 +62,11 @@ class DatabaseLock:
             return True
         if self._conn is None:
             self._conn = self.engine.connect()
-        got = bool(self._conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"),
-                                      {"k": advisory_key(self.name)}).scalar_one())
+        got = bool(
+            self._conn.execute(
+                sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": advisory_key(self.name)}
+            ).scalar_one()
+        )
         self._conn.commit()
         if got:
             log.info("lock %s acquired by %s", self.name, self.holder)
@@ -84,8 +88,11 @@ class DatabaseLock:
                 return True
         try:
             with self.engine.begin() as conn:
-                conn.execute(sa.insert(locks).values(name=self.name, holder=self.holder, expires_at=expires,
-                                                     acquired_at=now))
+                conn.execute(
+                    sa.insert(locks).values(
+                        name=self.name, holder=self.holder, expires_at=expires, acquired_at=now
+                    )
+                )
         except IntegrityError:
             return False  # someone else holds a live lease
         log.info("lock %s acquired by %s", self.name, self.holder)
@@ -95,11 +102,15 @@ class DatabaseLock:
         try:
             if self.is_postgres:
                 if self._conn is not None and self.held:
-                    self._conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": advisory_key(self.name)})
+                    self._conn.execute(
+                        sa.text("SELECT pg_advisory_unlock(:k)"), {"k": advisory_key(self.name)}
+                    )
                     self._conn.commit()
             elif self.held:
                 with self.engine.begin() as conn:
-                    conn.execute(sa.delete(locks).where(locks.c.name == self.name, locks.c.holder == self.holder))
+                    conn.execute(
+                        sa.delete(locks).where(locks.c.name == self.name, locks.c.holder == self.holder)
+                    )
         except SQLAlchemyError as exc:
             log.warning("lock %s: release failed: %s", self.name, type(exc).__name__)
         finally:

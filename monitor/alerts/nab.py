@@ -40,9 +40,20 @@ PROFILE_NAMES = ("standard", "reward_low_FP_rate", "reward_low_FN_rate")
 # share and no Poisson gate: tweet volumes are over-dispersed). Chosen by a random search on the 10 realTweets
 # files themselves (the only labelled series we have), so the score is in-sample; see docs/alerts.md.
 NAB_PARAMS = DetectorParams(
-    bucket_seconds=300, window_buckets=5, baseline_days=21, min_count=15, share_floor=0.0, z_enter=14.0,
-    z_exit=1.0, surprise_min=0.3, peak_lookback_buckets=720, peak_gap_buckets=24, cooldown_buckets=360,
-    rel_floor=0.15, min_history_days=1, p_max=1.0,
+    bucket_seconds=300,
+    window_buckets=5,
+    baseline_days=21,
+    min_count=15,
+    share_floor=0.0,
+    z_enter=14.0,
+    z_exit=1.0,
+    surprise_min=0.3,
+    peak_lookback_buckets=720,
+    peak_gap_buckets=24,
+    cooldown_buckets=360,
+    rel_floor=0.15,
+    min_history_days=1,
+    p_max=1.0,
 )
 
 
@@ -100,8 +111,11 @@ def probationary_length(n_rows: int, percent: float = PROBATION_PERCENT) -> int:
 def load_profiles(path: Path) -> dict[str, CostMatrix]:
     raw = json.loads(Path(path).read_text())
     return {
-        name: CostMatrix(tp=float(p["CostMatrix"]["tpWeight"]), fn=float(p["CostMatrix"]["fnWeight"]),
-                         fp=float(p["CostMatrix"]["fpWeight"]))
+        name: CostMatrix(
+            tp=float(p["CostMatrix"]["tpWeight"]),
+            fn=float(p["CostMatrix"]["fnWeight"]),
+            fp=float(p["CostMatrix"]["fpWeight"]),
+        )
         for name, p in raw.items()
     }
 
@@ -112,8 +126,9 @@ def load_windows(path: Path) -> dict[str, list[tuple[pd.Timestamp, pd.Timestamp]
     return {name: [(pd.Timestamp(a), pd.Timestamp(b)) for a, b in wins] for name, wins in raw.items()}
 
 
-def window_bounds(timestamps: pd.DatetimeIndex, windows: Sequence[tuple[pd.Timestamp, pd.Timestamp]]
-                  ) -> list[tuple[int, int]]:
+def window_bounds(
+    timestamps: pd.DatetimeIndex, windows: Sequence[tuple[pd.Timestamp, pd.Timestamp]]
+) -> list[tuple[int, int]]:
     """Row ranges (inclusive) of each window: first row at/after the start, last row at/before the end."""
     ts = timestamps.values
     out = []
@@ -133,8 +148,13 @@ def row_labels(n_rows: int, bounds: Sequence[tuple[int, int]]) -> np.ndarray:
     return label
 
 
-def sweep_file(name: str, anomaly: Scores, bounds: Sequence[tuple[int, int]], cost: CostMatrix,
-               probation_percent: float = PROBATION_PERCENT) -> SweptFile:
+def sweep_file(
+    name: str,
+    anomaly: Scores,
+    bounds: Sequence[tuple[int, int]],
+    cost: CostMatrix,
+    probation_percent: float = PROBATION_PERCENT,
+) -> SweptFile:
     """Per-row detection reward for one file (NAB's sweep step)."""
     scores = np.asarray(anomaly, dtype=float)
     n = len(scores)
@@ -164,8 +184,12 @@ def _corpus_arrays(files: Sequence[SweptFile]) -> tuple[np.ndarray, np.ndarray, 
     offsets = np.cumsum([0] + [f.n_windows for f in files])
     anomaly = np.concatenate([f.anomaly for f in files])
     weighted = np.concatenate([f.weighted for f in files])
-    window = np.concatenate([np.where(f.window == NO_WINDOW, NO_WINDOW, f.window + off)
-                             for f, off in zip(files, offsets[:-1], strict=True)])
+    window = np.concatenate(
+        [
+            np.where(f.window == NO_WINDOW, NO_WINDOW, f.window + off)
+            for f, off in zip(files, offsets[:-1], strict=True)
+        ]
+    )
     return anomaly, weighted, window, int(offsets[-1])
 
 
@@ -215,13 +239,20 @@ def score_file(f: SweptFile, cost: CostMatrix, threshold: float) -> FileScore:
         else:
             score -= cost.fn
     return FileScore(
-        name=f.name, score=score, tp=int((detected & inside).sum()), fp=int((detected & ~inside).sum()),
-        fn=int((~detected & inside).sum()), tn=int((~detected & ~inside).sum()),
-        windows_detected=found, n_windows=f.n_windows,
+        name=f.name,
+        score=score,
+        tp=int((detected & inside).sum()),
+        fp=int((detected & ~inside).sum()),
+        fn=int((~detected & inside).sum()),
+        tn=int((~detected & ~inside).sum()),
+        windows_detected=found,
+        n_windows=f.n_windows,
     )
 
 
-def score_profile(profile: str, cost: CostMatrix, results: Corpus, threshold: float | None = None) -> ProfileResult:
+def score_profile(
+    profile: str, cost: CostMatrix, results: Corpus, threshold: float | None = None
+) -> ProfileResult:
     """Score a corpus: ``results`` maps file name -> (anomaly scores per row, window row bounds)."""
     files = [sweep_file(name, scores, bounds, cost) for name, (scores, bounds) in sorted(results.items())]
     if threshold is None:
@@ -230,7 +261,9 @@ def score_profile(profile: str, cost: CostMatrix, results: Corpus, threshold: fl
     raw = sum(fs.score for fs in per_file)
     n_windows = sum(f.n_windows for f in files)
     null, perfect = -cost.fn * n_windows, cost.tp * n_windows
-    return ProfileResult(profile, float(threshold), raw, null, perfect, normalise(raw, n_windows, cost), per_file)
+    return ProfileResult(
+        profile, float(threshold), raw, null, perfect, normalise(raw, n_windows, cost), per_file
+    )
 
 
 def normalise(raw: float, n_windows: int, cost: CostMatrix) -> float:
@@ -240,6 +273,7 @@ def normalise(raw: float, n_windows: int, cost: CostMatrix) -> float:
 
 
 # --- running the detector on a NAB-layout folder --------------------------------------------------------
+
 
 def load_series(path: Path) -> tuple[pd.DataFrame, CountSeries]:
     """A NAB data file (``timestamp,value``, naive timestamps read as UTC, equal steps) as a count series."""
@@ -252,21 +286,29 @@ def load_series(path: Path) -> tuple[pd.DataFrame, CountSeries]:
     return frame, CountSeries(start, bucket, values, None)
 
 
-def run_benchmark(data_dir: Path, out_dir: Path, params: DetectorParams = NAB_PARAMS,
-                  profiles_path: Path | None = None, windows_path: Path | None = None
-                  ) -> dict[str, ProfileResult]:
+def run_benchmark(
+    data_dir: Path,
+    out_dir: Path,
+    params: DetectorParams = NAB_PARAMS,
+    profiles_path: Path | None = None,
+    windows_path: Path | None = None,
+) -> dict[str, ProfileResult]:
     """Run the detector in streaming mode on every data file that has labels, write one NAB result CSV per
     series (``<out>/<data file name>``: ``timestamp,value,anomaly_score,label``) and score all profiles."""
     data_dir, out_dir = Path(data_dir), Path(out_dir)
-    for needed in (profiles_path or data_dir / "config" / "profiles.json",
-                   windows_path or data_dir / "labels" / "combined_windows.json"):
+    for needed in (
+        profiles_path or data_dir / "config" / "profiles.json",
+        windows_path or data_dir / "labels" / "combined_windows.json",
+    ):
         if not Path(needed).is_file():
             raise ConfigError(f"{needed} not found: --data must be laid out as NAB (data/, labels/, config/)")
     profiles = load_profiles(profiles_path or data_dir / "config" / "profiles.json")
     windows = load_windows(windows_path or data_dir / "labels" / "combined_windows.json")
     results: dict[str, tuple[Scores, Sequence[tuple[int, int]]]] = {}
     present = [rel for rel in sorted(windows) if (data_dir / "data" / rel).is_file()]
-    names = [Path(rel).name for rel in present]  # results go straight into out_dir unless two files share a name
+    names = [
+        Path(rel).name for rel in present
+    ]  # results go straight into out_dir unless two files share a name
     for rel in present:
         path = data_dir / "data" / rel
         frame, series = load_series(path)
@@ -274,9 +316,17 @@ def run_benchmark(data_dir: Path, out_dir: Path, params: DetectorParams = NAB_PA
         scores = anomaly_scores(series, params)
         target = out_dir / (Path(rel).name if names.count(Path(rel).name) == 1 else rel)
         target.parent.mkdir(parents=True, exist_ok=True)
-        pd.DataFrame({"timestamp": frame["timestamp"], "value": frame["value"], "anomaly_score": scores,
-                      "label": row_labels(len(frame), bounds)}).to_csv(target, index=False)
+        pd.DataFrame(
+            {
+                "timestamp": frame["timestamp"],
+                "value": frame["value"],
+                "anomaly_score": scores,
+                "label": row_labels(len(frame), bounds),
+            }
+        ).to_csv(target, index=False)
         results[rel] = (scores, bounds)
     if not results:
-        raise ConfigError(f"no labelled data files under {data_dir / 'data'} (NAB layout: data/, labels/, config/)")
+        raise ConfigError(
+            f"no labelled data files under {data_dir / 'data'} (NAB layout: data/, labels/, config/)"
+        )
     return {name: score_profile(name, profiles[name], results) for name in PROFILE_NAMES if name in profiles}

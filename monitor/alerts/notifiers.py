@@ -59,7 +59,11 @@ class Webhook:
 def parse_webhooks(settings: AlertSettings) -> list[Webhook]:
     """Webhooks from ``FINPULSE_ALERTS_WEBHOOKS`` (JSON list) plus ``FINPULSE_ALERTS_SLACK_WEBHOOK_URL``."""
     hooks: list[Webhook] = []
-    raw = settings.webhooks.get_secret_value() if isinstance(settings.webhooks, SecretStr) else settings.webhooks
+    raw = (
+        settings.webhooks.get_secret_value()
+        if isinstance(settings.webhooks, SecretStr)
+        else settings.webhooks
+    )
     try:
         entries = json.loads(raw or "[]")
     except json.JSONDecodeError as exc:
@@ -72,14 +76,21 @@ def parse_webhooks(settings: AlertSettings) -> list[Webhook]:
         kind = entry.get("kind", "slack")
         if kind not in ("slack", "json"):
             raise ConfigError(f"FINPULSE_ALERTS_WEBHOOKS[{i}].kind must be 'slack' or 'json', not {kind!r}")
-        hooks.append(Webhook(SecretStr(entry["url"]), kind, frozenset(entry.get("topics") or ()),
-                             frozenset(t.upper() for t in entry.get("tickers") or ())))
+        hooks.append(
+            Webhook(
+                SecretStr(entry["url"]),
+                kind,
+                frozenset(entry.get("topics") or ()),
+                frozenset(t.upper() for t in entry.get("tickers") or ()),
+            )
+        )
     if settings.slack_webhook_url is not None:
         hooks.append(Webhook(settings.slack_webhook_url, "slack"))
     return hooks
 
 
 # --- payloads -------------------------------------------------------------------------------------------
+
 
 def _title(alert: StoredAlert) -> str:
     what = {"overall": "All news", "topic": f"Topic {alert.key.value}", "ticker": f"${alert.key.value}"}
@@ -112,16 +123,31 @@ def slack_payload(alert: StoredAlert, dashboard_url: str) -> dict[str, Any]:
         {"type": "section", "text": {"type": "mrkdwn", "text": _slack_escape(d.get("explanation", ""))}},
     ]
     if lines:
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "*Top negative headlines*\n"
-                                                     + "\n".join(lines)}})
-    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": f"<{dashboard_url}|Open the dashboard>"
-                                                    f" · alert {alert.alert_key}"}]})
+        blocks.append(
+            {
+                "type": "section",
+                "text": {"type": "mrkdwn", "text": "*Top negative headlines*\n" + "\n".join(lines)},
+            }
+        )
+    blocks.append(
+        {
+            "type": "context",
+            "elements": [
+                {"type": "mrkdwn", "text": f"<{dashboard_url}|Open the dashboard> · alert {alert.alert_key}"}
+            ],
+        }
+    )
     return {"text": f"{_title(alert)}: {d.get('explanation', '')}", "blocks": blocks}
 
 
 def json_payload(alert: StoredAlert, dashboard_url: str) -> dict[str, Any]:
-    return {"type": "finpulse.negative_spike", "alert_key": alert.alert_key, "title": _title(alert),
-            "dashboard_url": dashboard_url, **alert.as_json()}
+    return {
+        "type": "finpulse.negative_spike",
+        "alert_key": alert.alert_key,
+        "title": _title(alert),
+        "dashboard_url": dashboard_url,
+        **alert.as_json(),
+    }
 
 
 _SEVERITY_RANK = {"warning": 0, "high": 1, "critical": 2}
@@ -133,28 +159,46 @@ def slack_digest_payload(alerts: Sequence[StoredAlert], dashboard_url: str) -> d
     ranked = sorted(alerts, key=lambda a: (-_SEVERITY_RANK.get(a.severity, 0), -float(a.details.get("z", 0))))
     worst = ranked[0]
     title = f"Negative news spike on {len(alerts)} keys ({worst.severity})"
-    lines = [f"{SEVERITY_EMOJI.get(a.severity, '')} `{a.key}` {_slack_escape(a.details.get('explanation', ''))}"
-             for a in ranked[:15]]
+    lines = [
+        f"{SEVERITY_EMOJI.get(a.severity, '')} `{a.key}` {_slack_escape(a.details.get('explanation', ''))}"
+        for a in ranked[:15]
+    ]
     if len(ranked) > 15:
         lines.append(f"… and {len(ranked) - 15} more on the dashboard")
-    heads = [f"• <{h['url']}|{_slack_escape(h['title'][:200])}>" if h.get("url") else f"• {_slack_escape(h['title'][:200])}"
-             for h in worst.details.get("headlines", [])[:5]]
+    heads = [
+        f"• <{h['url']}|{_slack_escape(h['title'][:200])}>"
+        if h.get("url")
+        else f"• {_slack_escape(h['title'][:200])}"
+        for h in worst.details.get("headlines", [])[:5]
+    ]
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": title[:150]}},
         {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)[:2900]}},
     ]
     if heads:
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"*Top negative headlines ({worst.key})*\n"
-                                                     + "\n".join(heads)}})
-    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": f"<{dashboard_url}|Open the dashboard>"}]})
+        blocks.append(
+            {
+                "type": "section",
+                "text": {
+                    "type": "mrkdwn",
+                    "text": f"*Top negative headlines ({worst.key})*\n" + "\n".join(heads),
+                },
+            }
+        )
+    blocks.append(
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": f"<{dashboard_url}|Open the dashboard>"}]}
+    )
     return {"text": f"{title}: " + ", ".join(str(a.key) for a in ranked[:15]), "blocks": blocks}
 
 
 def digest_payload_for(hook: Webhook, alerts: Sequence[StoredAlert], dashboard_url: str) -> dict[str, Any]:
     if hook.kind == "slack":
         return slack_digest_payload(alerts, dashboard_url)
-    return {"type": "finpulse.negative_spike_digest", "dashboard_url": dashboard_url,
-            "alerts": [json_payload(a, dashboard_url) for a in alerts]}
+    return {
+        "type": "finpulse.negative_spike_digest",
+        "dashboard_url": dashboard_url,
+        "alerts": [json_payload(a, dashboard_url) for a in alerts],
+    }
 
 
 def payload_for(hook: Webhook, alert: StoredAlert, dashboard_url: str) -> dict[str, Any]:
@@ -162,6 +206,7 @@ def payload_for(hook: Webhook, alert: StoredAlert, dashboard_url: str) -> dict[s
 
 
 # --- sending ---------------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True, slots=True)
 class PostResult:
@@ -193,14 +238,25 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
 class WebhookSender:
     """Posts JSON to webhooks with retries, backoff, ``Retry-After`` and a per-webhook rate limit."""
 
-    def __init__(self, timeout_seconds: float = 10.0, max_per_second: float = 1.0, attempts: int = 3,
-                 backoff_seconds: float = 1.0, max_retry_after_seconds: float = 60.0,
-                 sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
-                 transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        timeout_seconds: float = 10.0,
+        max_per_second: float = 1.0,
+        attempts: int = 3,
+        backoff_seconds: float = 1.0,
+        max_retry_after_seconds: float = 60.0,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         for name in ("httpx", "httpcore"):  # their INFO/DEBUG records carry full request URLs
             logging.getLogger(name).setLevel(logging.WARNING)
-        self._client = httpx.Client(timeout=httpx.Timeout(timeout_seconds), transport=transport,
-                                    headers={"User-Agent": "finpulse-alerts"}, follow_redirects=False)
+        self._client = httpx.Client(
+            timeout=httpx.Timeout(timeout_seconds),
+            transport=transport,
+            headers={"User-Agent": "finpulse-alerts"},
+            follow_redirects=False,
+        )
         self.min_interval = 1.0 / max_per_second if max_per_second > 0 else 0.0
         self.attempts = max(1, attempts)
         self.backoff_seconds = backoff_seconds
@@ -211,8 +267,13 @@ class WebhookSender:
 
     @classmethod
     def from_settings(cls, s: AlertSettings) -> WebhookSender:
-        return cls(s.timeout_seconds, s.max_per_second, s.retries_per_run, s.backoff_seconds,
-                   s.max_retry_after_seconds)
+        return cls(
+            s.timeout_seconds,
+            s.max_per_second,
+            s.retries_per_run,
+            s.backoff_seconds,
+            s.max_retry_after_seconds,
+        )
 
     def close(self) -> None:
         self._client.close()
@@ -245,7 +306,9 @@ class WebhookSender:
                 if status == 429:
                     asked = parse_retry_after(resp.headers.get("Retry-After"))
                     if asked is not None and asked > self.max_retry_after:
-                        log.warning("webhook %s rate-limited us for %.0f s; retrying on a later run", hook.id, asked)
+                        log.warning(
+                            "webhook %s rate-limited us for %.0f s; retrying on a later run", hook.id, asked
+                        )
                         return PostResult(False, attempt, status, error, asked)
                     wait = asked if asked is not None else wait
             log.warning("webhook %s attempt %d/%d failed: %s", hook.id, attempt, self.attempts, error)

@@ -51,10 +51,16 @@ class StoredAlert:
 
     def as_json(self) -> dict[str, Any]:
         return {
-            "key": str(self.key), "key_kind": self.key.kind, "key_value": self.key.value,
-            "window_start": self.window_start.isoformat(), "window_end": self.window_end.isoformat(),
-            "fired_at": self.fired_at.isoformat(), "severity": self.severity, "state": self.state,
-            "attempts": self.attempts, **{k: v for k, v in self.details.items() if k != "headlines"},
+            "key": str(self.key),
+            "key_kind": self.key.kind,
+            "key_value": self.key.value,
+            "window_start": self.window_start.isoformat(),
+            "window_end": self.window_end.isoformat(),
+            "fired_at": self.fired_at.isoformat(),
+            "severity": self.severity,
+            "state": self.state,
+            "attempts": self.attempts,
+            **{k: v for k, v in self.details.items() if k != "headlines"},
             "headlines": self.details.get("headlines", []),
         }
 
@@ -64,22 +70,30 @@ def floor_time(t: datetime, bucket_seconds: int) -> datetime:
     return t - timedelta(seconds=epoch % bucket_seconds, microseconds=t.microsecond)
 
 
-def load_counts(conn: Connection, start: datetime, end: datetime, bucket_seconds: int,
-                ticker_min_volume: int) -> dict[AlertKey, CountSeries]:
+def load_counts(
+    conn: Connection, start: datetime, end: datetime, bucket_seconds: int, ticker_min_volume: int
+) -> dict[AlertKey, CountSeries]:
     """Negative and total counts per bucket in ``[start, end)`` for the overall stream, every topic seen, and
     every ticker with at least ``ticker_min_volume`` items in the span. Duplicates are excluded."""
     n = int((end - start).total_seconds() // bucket_seconds)
     dialect = conn.dialect.name
-    bucket = ((epoch_seconds(news_tags.c.published_at, dialect) - sa.bindparam("t0", int(start.timestamp())))
-              // sa.bindparam("width", bucket_seconds)).label("b")
+    bucket = (
+        (epoch_seconds(news_tags.c.published_at, dialect) - sa.bindparam("t0", int(start.timestamp())))
+        // sa.bindparam("width", bucket_seconds)
+    ).label("b")
     negative = sa.func.sum(sa.case((news_tags.c.sentiment == "negative", 1), else_=0)).label("neg")
     total = sa.func.count().label("total")
-    span = sa.and_(news_tags.c.published_at >= start, news_tags.c.published_at < end,
-                   news_tags.c.is_duplicate.is_(sa.false()))
+    span = sa.and_(
+        news_tags.c.published_at >= start,
+        news_tags.c.published_at < end,
+        news_tags.c.is_duplicate.is_(sa.false()),
+    )
     rows: list[tuple[AlertKey, int, int, int]] = []
     for b, neg, tot in conn.execute(sa.select(bucket, negative, total).where(span).group_by(bucket)):
         rows.append((AlertKey("overall", OVERALL), b, neg, tot))
-    topic_q = sa.select(news_tags.c.topic, bucket, negative, total).where(span).group_by(news_tags.c.topic, bucket)
+    topic_q = (
+        sa.select(news_tags.c.topic, bucket, negative, total).where(span).group_by(news_tags.c.topic, bucket)
+    )
     for topic, b, neg, tot in conn.execute(topic_q):
         rows.append((AlertKey("topic", topic), b, neg, tot))
     busy = (
@@ -109,24 +123,42 @@ def load_counts(conn: Connection, start: datetime, end: datetime, bucket_seconds
     return {k: CountSeries(start, bucket_seconds, neg, tot) for k, (neg, tot) in sorted(arrays.items())}
 
 
-def top_negative_headlines(conn: Connection, key: AlertKey, start: datetime, end: datetime, limit: int = 5
-                           ) -> list[dict[str, Any]]:
+def top_negative_headlines(
+    conn: Connection, key: AlertKey, start: datetime, end: datetime, limit: int = 5
+) -> list[dict[str, Any]]:
     """The most negative distinct headlines behind an alert, most negative first."""
     q = (
-        sa.select(news_items.c.title, news_items.c.url, news_items.c.source, news_items.c.published_at,
-                  news_tags.c.sentiment_score)
+        sa.select(
+            news_items.c.title,
+            news_items.c.url,
+            news_items.c.source,
+            news_items.c.published_at,
+            news_tags.c.sentiment_score,
+        )
         .join(news_tags, news_tags.c.item_id == news_items.c.id)
-        .where(news_tags.c.published_at >= start, news_tags.c.published_at < end,
-               news_tags.c.is_duplicate.is_(sa.false()), news_tags.c.sentiment == "negative")
+        .where(
+            news_tags.c.published_at >= start,
+            news_tags.c.published_at < end,
+            news_tags.c.is_duplicate.is_(sa.false()),
+            news_tags.c.sentiment == "negative",
+        )
         .order_by(news_tags.c.sentiment_score, news_tags.c.published_at.desc())
         .limit(limit)
     )
     if key.kind == "topic":
         q = q.where(news_tags.c.topic == key.value)
     elif key.kind == "ticker":
-        q = q.where(news_items.c.id.in_(sa.select(news_tickers.c.item_id).where(news_tickers.c.ticker == key.value)))
+        q = q.where(
+            news_items.c.id.in_(sa.select(news_tickers.c.item_id).where(news_tickers.c.ticker == key.value))
+        )
     return [
-        {"title": title, "url": url, "source": source, "published_at": ts.isoformat(), "score": round(score, 3)}
+        {
+            "title": title,
+            "url": url,
+            "source": source,
+            "published_at": ts.isoformat(),
+            "score": round(score, 3),
+        }
         for title, url, source, ts, score in conn.execute(q)
     ]
 
@@ -135,15 +167,25 @@ def alert_key_of(key: AlertKey, window_start: datetime) -> str:
     return f"{key}@{window_start.isoformat()}"
 
 
-def insert_alert(conn: Connection, key: AlertKey, spike: Spike, fired_at: datetime,
-                 headlines: list[dict[str, Any]]) -> bool:
+def insert_alert(
+    conn: Connection, key: AlertKey, spike: Spike, fired_at: datetime, headlines: list[dict[str, Any]]
+) -> bool:
     """Store a new pending alert; False if this key + window is already stored (idempotent)."""
     details = {
-        "count": spike.count, "baseline": spike.baseline, "z": spike.z, "p_value": spike.p_value,
-        "surprise": spike.surprise, "total": spike.total, "share": spike.share,
-        "explanation": spike.explanation(), "headlines": headlines, **spike.details,
+        "count": spike.count,
+        "baseline": spike.baseline,
+        "z": spike.z,
+        "p_value": spike.p_value,
+        "surprise": spike.surprise,
+        "total": spike.total,
+        "share": spike.share,
+        "explanation": spike.explanation(),
+        "headlines": headlines,
+        **spike.details,
     }
-    exists = conn.execute(sa.select(alerts.c.id).where(alerts.c.alert_key == alert_key_of(key, spike.window_start)))
+    exists = conn.execute(
+        sa.select(alerts.c.id).where(alerts.c.alert_key == alert_key_of(key, spike.window_start))
+    )
     if exists.first() is not None:
         return False
     if conn.dialect.name == "postgresql":
@@ -151,27 +193,49 @@ def insert_alert(conn: Connection, key: AlertKey, spike: Spike, fired_at: dateti
     else:
         from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
     stmt = insert(alerts).on_conflict_do_nothing(index_elements=["alert_key"])
-    result = conn.execute(stmt, [{
-        "alert_key": alert_key_of(key, spike.window_start), "key_kind": key.kind, "key_value": key.value,
-        "window_start": spike.window_start, "window_end": spike.window_end, "fired_at": fired_at,
-        "severity": spike.severity, "details": json.dumps(details, sort_keys=True, default=str),
-        "state": "pending", "attempts": 0, "deliveries": "{}",
-    }])
+    result = conn.execute(
+        stmt,
+        [
+            {
+                "alert_key": alert_key_of(key, spike.window_start),
+                "key_kind": key.kind,
+                "key_value": key.value,
+                "window_start": spike.window_start,
+                "window_end": spike.window_end,
+                "fired_at": fired_at,
+                "severity": spike.severity,
+                "details": json.dumps(details, sort_keys=True, default=str),
+                "state": "pending",
+                "attempts": 0,
+                "deliveries": "{}",
+            }
+        ],
+    )
     return bool(result.rowcount)
 
 
 def last_alert_end(conn: Connection, key: AlertKey) -> datetime | None:
-    q = sa.select(sa.func.max(alerts.c.window_end)).where(alerts.c.key_kind == key.kind,
-                                                          alerts.c.key_value == key.value)
+    q = sa.select(sa.func.max(alerts.c.window_end)).where(
+        alerts.c.key_kind == key.kind, alerts.c.key_value == key.value
+    )
     return conn.execute(q).scalar_one_or_none()
 
 
 def _row_to_alert(row: Any) -> StoredAlert:
     return StoredAlert(
-        id=row.id, alert_key=row.alert_key, key=AlertKey(row.key_kind, row.key_value),
-        window_start=row.window_start, window_end=row.window_end, fired_at=row.fired_at,
-        severity=row.severity, details=json.loads(row.details), state=row.state, attempts=row.attempts,
-        last_error=row.last_error, next_attempt_at=row.next_attempt_at, sent_at=row.sent_at,
+        id=row.id,
+        alert_key=row.alert_key,
+        key=AlertKey(row.key_kind, row.key_value),
+        window_start=row.window_start,
+        window_end=row.window_end,
+        fired_at=row.fired_at,
+        severity=row.severity,
+        details=json.loads(row.details),
+        state=row.state,
+        attempts=row.attempts,
+        last_error=row.last_error,
+        next_attempt_at=row.next_attempt_at,
+        sent_at=row.sent_at,
         deliveries=json.loads(row.deliveries or "{}"),
     )
 
@@ -197,15 +261,28 @@ def list_alerts(conn: Connection, limit: int = 50, state: AlertState | None = No
 
 def save_deliveries(conn: Connection, alert_id: int, deliveries: dict[str, str]) -> None:
     """Persist which webhooks accepted an alert, right after they did."""
-    conn.execute(sa.update(alerts).where(alerts.c.id == alert_id)
-                 .values(deliveries=json.dumps(deliveries, sort_keys=True)))
+    conn.execute(
+        sa.update(alerts)
+        .where(alerts.c.id == alert_id)
+        .values(deliveries=json.dumps(deliveries, sort_keys=True))
+    )
 
 
-def record_attempt(conn: Connection, alert: StoredAlert, deliveries: dict[str, str], error: str | None,
-                   now: datetime, next_attempt_at: datetime | None, note: str | None = None) -> None:
+def record_attempt(
+    conn: Connection,
+    alert: StoredAlert,
+    deliveries: dict[str, str],
+    error: str | None,
+    now: datetime,
+    next_attempt_at: datetime | None,
+    note: str | None = None,
+) -> None:
     """Save the outcome of one delivery attempt: sent when every routed webhook has accepted it (``note``
     is kept in ``last_error`` for a sent alert that needs explaining, e.g. no webhook routes it)."""
-    values: dict[str, Any] = {"deliveries": json.dumps(deliveries, sort_keys=True), "attempts": alert.attempts + 1}
+    values: dict[str, Any] = {
+        "deliveries": json.dumps(deliveries, sort_keys=True),
+        "attempts": alert.attempts + 1,
+    }
     if error is None:
         values |= {"state": "sent", "sent_at": now, "last_error": note, "next_attempt_at": None}
     else:

@@ -31,8 +31,13 @@ def guarded_run(service: AlertService, lock: DatabaseLock, now: datetime) -> Run
         log.info("standby: another scheduler holds lock %s", lock.name)
         return RunReport(skipped=True)
     report = service.run_once(now)
-    log.info("run: %d keys, %d new alerts, %d sent, %d failed", report.keys, report.new_alerts, report.sent,
-             report.failed)
+    log.info(
+        "run: %d keys, %d new alerts, %d sent, %d failed",
+        report.keys,
+        report.new_alerts,
+        report.sent,
+        report.failed,
+    )
     return report
 
 
@@ -41,8 +46,13 @@ def build_scheduler(job: Callable[[], object], interval_seconds: int) -> Blockin
         timezone=UTC,
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": interval_seconds},
     )
-    scheduler.add_job(job, IntervalTrigger(seconds=interval_seconds, timezone=UTC), id="negative-spikes",
-                      name="negative-spike alerts", next_run_time=datetime.now(UTC))
+    scheduler.add_job(
+        job,
+        IntervalTrigger(seconds=interval_seconds, timezone=UTC),
+        id="negative-spikes",
+        name="negative-spike alerts",
+        next_run_time=datetime.now(UTC),
+    )
     return scheduler
 
 
@@ -52,13 +62,17 @@ def run_scheduler(settings: Settings) -> int:
     init_db(engine)
     hooks = parse_webhooks(alerts)
     if not hooks:
-        log.warning("no webhooks configured (FINPULSE_ALERTS_WEBHOOKS / FINPULSE_ALERTS_SLACK_WEBHOOK_URL): "
-                    "alerts are stored but not posted")
+        log.warning(
+            "no webhooks configured (FINPULSE_ALERTS_WEBHOOKS / FINPULSE_ALERTS_SLACK_WEBHOOK_URL): "
+            "alerts are stored but not posted"
+        )
     sender = WebhookSender.from_settings(alerts)
     service = AlertService(engine, alerts, hooks, sender)
     lease = timedelta(seconds=max(alerts.lock_lease_seconds, 3 * alerts.interval_seconds))
     lock = DatabaseLock(engine, alerts.lock_name, lease)
-    scheduler = build_scheduler(lambda: guarded_run(service, lock, datetime.now(UTC)), alerts.interval_seconds)
+    scheduler = build_scheduler(
+        lambda: guarded_run(service, lock, datetime.now(UTC)), alerts.interval_seconds
+    )
 
     def stop(signum: int, _frame: FrameType | None) -> None:
         log.info("signal %d: stopping the scheduler", signum)
@@ -66,8 +80,12 @@ def run_scheduler(settings: Settings) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    log.info("scheduler: every %d s, %d webhook(s), database %s", alerts.interval_seconds, len(hooks),
-             engine.url.render_as_string(hide_password=True))
+    log.info(
+        "scheduler: every %d s, %d webhook(s), database %s",
+        alerts.interval_seconds,
+        len(hooks),
+        engine.url.render_as_string(hide_password=True),
+    )
     try:
         scheduler.start()
     finally:

@@ -48,8 +48,9 @@ class RunReport:
     skipped: bool = False  # another instance holds the lock
 
 
-def replay_start(series: CountSeries, last_end: datetime | None, catch_up_buckets: int
-                 ) -> tuple[int, int, KeyState]:
+def replay_start(
+    series: CountSeries, last_end: datetime | None, catch_up_buckets: int
+) -> tuple[int, int, KeyState]:
     """Where to resume the state machine for a key, given the window end of its last stored alert.
 
     Returns (scan from, emit from, state at scan start). The scan resumes right after the last alert, still
@@ -62,10 +63,16 @@ def replay_start(series: CountSeries, last_end: datetime | None, catch_up_bucket
     last_index = series.index_of_end(last_end)
     if last_index < 0:  # older than the loaded history: its spike and cooldown are long over
         return emit_from, emit_from, KeyState()
-    return last_index + 1, max(emit_from, last_index + 1), KeyState(in_spike=True, last_fired_index=last_index)
+    return (
+        last_index + 1,
+        max(emit_from, last_index + 1),
+        KeyState(in_spike=True, last_fired_index=last_index),
+    )
 
 
-def detect_new_alerts(engine: Engine, now: datetime, params: DetectorParams, settings: AlertSettings) -> tuple[int, int]:
+def detect_new_alerts(
+    engine: Engine, now: datetime, params: DetectorParams, settings: AlertSettings
+) -> tuple[int, int]:
     """Store alerts for spikes in windows ending at or before ``now``. Returns (keys scanned, new alerts)."""
     end = q.floor_time(now, params.bucket_seconds)
     catch_up = max(params.window_buckets, math.ceil(settings.catch_up_minutes * 60 / params.bucket_seconds))
@@ -92,7 +99,10 @@ def detect_new_alerts(engine: Engine, now: datetime, params: DetectorParams, set
 def retry_delay(attempts: int, settings: AlertSettings, retry_after: float | None = None) -> timedelta:
     """Delay before the next delivery run for an alert that has failed ``attempts`` times."""
     exp = min(attempts, settings.max_attempts)
-    seconds = min(settings.max_backoff_seconds, max(settings.interval_seconds, settings.backoff_seconds) * 2 ** (exp - 1))
+    seconds = min(
+        settings.max_backoff_seconds,
+        max(settings.interval_seconds, settings.backoff_seconds) * 2 ** (exp - 1),
+    )
     if retry_after is not None:
         seconds = max(seconds, retry_after)
     return timedelta(seconds=seconds)
@@ -115,8 +125,9 @@ def _batches(pending: list[q.StoredAlert], digest_min: int) -> list[list[q.Store
     return [[a] for a in pending]
 
 
-def deliver_due(engine: Engine, sender: WebhookSender, hooks: list[Webhook], now: datetime,
-                settings: AlertSettings) -> tuple[int, int]:
+def deliver_due(
+    engine: Engine, sender: WebhookSender, hooks: list[Webhook], now: datetime, settings: AlertSettings
+) -> tuple[int, int]:
     """Post every due alert to the webhooks that route it and have not accepted it yet. Returns (sent, failed).
 
     Each webhook gets its alerts one message each, or one digest when many are waiting (a market-wide surge
@@ -131,8 +142,11 @@ def deliver_due(engine: Engine, sender: WebhookSender, hooks: list[Webhook], now
             outcome[a.id].routed = True
         pending = [a for a in routed if hook.id not in outcome[a.id].deliveries]
         for batch in _batches(pending, settings.digest_min_alerts):
-            payload = (payload_for(hook, batch[0], settings.dashboard_url) if len(batch) == 1
-                       else digest_payload_for(hook, batch, settings.dashboard_url))
+            payload = (
+                payload_for(hook, batch[0], settings.dashboard_url)
+                if len(batch) == 1
+                else digest_payload_for(hook, batch, settings.dashboard_url)
+            )
             result = sender.post(hook, payload)
             for a in batch:
                 o = outcome[a.id]
@@ -158,8 +172,13 @@ def deliver_due(engine: Engine, sender: WebhookSender, hooks: list[Webhook], now
             q.record_attempt(conn, alert, o.deliveries, error, now, next_at, note)
         if error:
             failed += 1
-            log.error("alert %s not delivered (attempt %d), retry at %s: %s", alert.alert_key, alert.attempts + 1,
-                      next_at, error)
+            log.error(
+                "alert %s not delivered (attempt %d), retry at %s: %s",
+                alert.alert_key,
+                alert.attempts + 1,
+                next_at,
+                error,
+            )
         else:
             sent += 1
     return sent, failed
@@ -168,8 +187,14 @@ def deliver_due(engine: Engine, sender: WebhookSender, hooks: list[Webhook], now
 class AlertService:
     """Everything one scheduler run does, with its dependencies passed in."""
 
-    def __init__(self, engine: Engine, settings: AlertSettings, hooks: list[Webhook], sender: WebhookSender,
-                 params: DetectorParams | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        settings: AlertSettings,
+        hooks: list[Webhook],
+        sender: WebhookSender,
+        params: DetectorParams | None = None,
+    ) -> None:
         self.engine, self.settings, self.hooks, self.sender = engine, settings, hooks, sender
         self.params = params or params_from_settings(settings)
 
@@ -177,4 +202,3 @@ class AlertService:
         keys, created = detect_new_alerts(self.engine, now, self.params, self.settings)
         sent, failed = deliver_due(self.engine, self.sender, self.hooks, now, self.settings)
         return RunReport(keys=keys, new_alerts=created, sent=sent, failed=failed)
-
