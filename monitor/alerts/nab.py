@@ -38,7 +38,7 @@ PROFILE_NAMES = ("standard", "reward_low_FP_rate", "reward_low_FN_rate")
 
 # The one parameter set used for every NAB file and every profile (5-minute volume series, so no negative
 # share and no Poisson gate: tweet volumes are over-dispersed). Chosen by a random search on the 10 realTweets
-# files themselves (the only labelled series we have), so the score is in-sample; see docs/alerts.md.
+# files themselves (the only labelled series we have), so the score is in-sample; see the README, section Alerts.
 NAB_PARAMS = DetectorParams(
     bucket_seconds=300,
     window_buckets=5,
