@@ -65,8 +65,8 @@ class DatabaseSettings(_Section):
 
 
 class WorkerSettings(_Section):
-    batch_size: int = Field(64, ge=1, le=4096)
-    max_wait_ms: int = Field(500, ge=1)
+    batch_size: int = Field(default=64, ge=1, le=4096)
+    max_wait_ms: int = Field(default=500, ge=1)
     metrics_port: int = 9108  # 0 disables the Prometheus endpoint
     duplicate_window_hours: float = 24.0
     max_message_bytes: int = 1_000_000

@@ -201,11 +201,14 @@ def epoch_seconds(column: Any, dialect_name: str) -> Any:
 
 
 def _insert(conn: Connection, table: sa.Table) -> Any:
+    """Dialect insert with ON CONFLICT support (PostgreSQL and SQLite share the API)."""
     if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert(table)
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert(table)
+    from sqlalchemy.dialects import sqlite
+
+    return sqlite.insert(table)
 
 
 @dataclass(frozen=True, slots=True)

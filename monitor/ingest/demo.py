@@ -119,7 +119,7 @@ def _item(rng: random.Random, when: datetime, title: str, tickers: list[str], n:
         published_at=when,
         source=source,
         url=f"https://example.com/demo/{int(when.timestamp())}/{n}",
-        tickers=tickers,
+        tickers=tuple(tickers),
     )
 
 

@@ -43,7 +43,7 @@ def entry_to_item(entry: Any, feed_title: str, now: datetime) -> NewsItem | None
             source=source[:200],
             url=link,
             body=(entry.get("summary") or None),
-            tickers=tickers,
+            tickers=tuple(tickers),
         )
     except ValidationError as exc:
         log.warning("skipping feed entry %r: %s", title[:80], exc.errors()[0]["msg"])
