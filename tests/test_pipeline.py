@@ -215,15 +215,24 @@ def test_sigkilled_worker_loses_and_duplicates_nothing(kafka: KafkaSettings, sql
     assert proc.returncode == 0, err[-2000:]
 
 
-def test_two_workers_split_the_partitions(kafka: KafkaSettings, sqlite_url: str) -> None:
-    rows = [json.dumps(r).encode() for r in news(200, "s")]
-    s = settings_for(kafka, sqlite_url)
-    with worker_thread(s) as w1, worker_thread(s) as w2:
-        time.sleep(4)  # both join before data arrives
-        produce(kafka, rows, key=lambda i: str(i).encode())
-        wait_for(lambda: len(stored_ids(sqlite_url)) == 200, 90, "200 items")
-        assert w1.stats.items > 0 and w2.stats.items > 0, (w1.stats.items, w2.stats.items)
-        assert w1.stats.items + w2.stats.items == 200
+def test_two_workers_split_the_partitions_and_a_mid_stream_join_loses_nothing(kafka: KafkaSettings,
+                                                                              sqlite_url: str) -> None:
+    """A second member joins while the first is busy: the first commits what it holds on revoke, the
+    partitions are split, and every item is stored exactly once."""
+    first = [json.dumps(r).encode() for r in news(300, "s")]
+    second = [json.dumps(r).encode() for r in news(300, "u")]
+    s = settings_for(kafka, sqlite_url, batch_size=8, max_wait_ms=50)
+    with worker_thread(s) as w1:
+        produce(kafka, first, key=lambda i: str(i).encode())
+        wait_for(lambda: len(stored_ids(sqlite_url)) > 20, 60, "first worker under way")
+        with worker_thread(s) as w2:
+            wait_for(lambda: bool(w2.consumer and w2.consumer.assignment()), 60, "second worker assigned")
+            produce(kafka, second, key=lambda i: str(i).encode())
+            wait_for(lambda: len(stored_ids(sqlite_url)) == 600, 90, "600 items")
+            assert w1.stats.items > 0 and w2.stats.items > 0, (w1.stats.items, w2.stats.items)
+            assert len(w1.consumer.assignment()) + len(w2.consumer.assignment()) == kafka.partitions
+    ids = stored_ids(sqlite_url)
+    assert len(ids) == len(set(ids)) == 600
 
 
 def test_worker_waits_for_a_broker_that_is_down_at_start(sqlite_url: str) -> None:
