@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import subprocess
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -67,4 +66,10 @@ def _dashboard(args: argparse.Namespace, settings: Settings) -> int:
         log.info("building demo database %s (%d synthetic items)", DEMO_DB, DEMO_ITEMS)
         seed_demo(make_engine(settings.database.url), DEMO_ITEMS, span=timedelta(days=30))
     log.info("dashboard on http://%s:%d", settings.dashboard.host, settings.dashboard.port)
-    return subprocess.call(streamlit_command(settings), env=streamlit_env(settings))
+    cmd = streamlit_command(settings)
+    # Replace this process with Streamlit so SIGTERM/SIGINT from a supervisor (compose, `finpulse run`, tests)
+    # reach the server itself instead of orphaning it.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(cmd[0], cmd, streamlit_env(settings))
+    return 0  # not reached

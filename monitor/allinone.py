@@ -24,6 +24,15 @@ def _component_available(module: str) -> bool:
         return False
 
 
+def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
+    """Signal a child's whole process group (each child runs in its own session), so grandchildren such as
+    the Streamlit server stop with it."""
+    try:
+        os.killpg(proc.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
 def plan_processes(settings: Settings, model: str | None, demo: bool) -> list[tuple[str, list[str]]]:
     """Pure: the child processes of the all-in-one run (name, argv after ``finpulse``)."""
     procs: list[tuple[str, list[str]]] = [("worker", ["worker"] + (["--model", model] if model else []))]
@@ -68,15 +77,15 @@ def run_all(settings: Settings, port: int | None = None, model: str | None = Non
             stop.wait(0.5)
     finally:
         for _, proc in reversed(children):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
+            _signal_group(proc, signal.SIGTERM)
         deadline = time.monotonic() + 30
         for name, proc in children:
             try:
                 proc.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 log.warning("%s did not stop in time; killing", name)
-                proc.kill()
+                _signal_group(proc, signal.SIGKILL)
+                proc.wait()
         broker.stop()
     print("FinPulse stopped.")
     return 0
