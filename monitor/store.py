@@ -88,6 +88,7 @@ news_tickers = sa.Table(
     sa.Column("ticker", sa.String(16), primary_key=True),
     sa.Column("published_at", UTCDateTime(), nullable=False),
     sa.Index("ix_news_tickers_ticker_time", "ticker", "published_at"),
+    sa.Index("ix_news_tickers_time", "published_at"),  # dashboard: movers over a time range
 )
 
 alerts = sa.Table(
