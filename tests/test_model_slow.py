@@ -11,7 +11,7 @@ pytestmark = pytest.mark.slow
 
 OBVIOUS = [
     ("Acme Corp shares plunge after profit warning", "negative"),
-    ("Globex beats estimates and raises guidance", "positive"),
+    ("Acme Corp beats estimates and raises guidance", "positive"),
     ("Initech stock sinks 20% as quarterly loss widens", "negative"),
     ("Umbrella Corp posts record profit, lifts dividend", "positive"),
 ]
