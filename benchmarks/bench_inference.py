@@ -82,7 +82,9 @@ def baseline_pipeline(clf: Any) -> Any:
             return SequenceClassifierOutput(logits=sentiment)
 
     model = Wrapped().eval()
-    transformers.logging.set_verbosity(transformers.logging.CRITICAL)  # "Wrapped is not supported" is expected
+    transformers.logging.set_verbosity(
+        transformers.logging.CRITICAL
+    )  # "Wrapped is not supported" is expected
     return pipeline(
         "text-classification", model=model, tokenizer=clf.tokenizer, device="cpu", dtype=torch.float32
     )
