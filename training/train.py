@@ -1,6 +1,6 @@
 """Fine-tuning: two heads over a (truncated) GPT backbone, trained on cached frozen-part features.
 
-Plan (CPU-bound; see docs/classifier.md): the backbone's lower layers are frozen and run **once** over all
+Plan (CPU-bound; see the README, section Classifier): the backbone's lower layers are frozen and run **once** over all
 texts (training/features.py); only the upper layers (LoRA, or full) and the heads train, for several epochs,
 on the cached boundary states. Inference runs the very same lower -> upper path (monitor/nn.py).
 
