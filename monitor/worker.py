@@ -210,6 +210,8 @@ class Worker:
         w = self.settings.worker
         try:
             while not self.stop.is_set():
+                if not self.pending:  # e.g. flushed by a rebalance inside poll()
+                    batch_started = None
                 wait_ms = w.max_wait_ms
                 if batch_started is not None:
                     wait_ms = max(0, int(w.max_wait_ms - (time.monotonic() - batch_started) * 1000))
