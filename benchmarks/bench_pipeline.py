@@ -55,7 +55,7 @@ def run_once(bootstrap: str, n: int, model: str, batch_size: int, tag: str) -> d
         "database": base.database.model_copy(update={"url": f"sqlite:///{db}"}),
         "worker": base.worker.model_copy(update={"batch_size": batch_size, "max_wait_ms": 200, "metrics_port": 0}),
     })
-    clf = load_classifier(ModelSettings(path=model))
+    clf = load_classifier(ModelSettings(path=model), long_running=True)  # as `finpulse worker`: compiled
     ensure_topics(kafka, {kafka.topic_raw: 4})
     producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20)
     t0 = datetime(2024, 1, 1, tzinfo=UTC)

@@ -51,7 +51,9 @@ def run_all(settings: Settings, port: int | None = None, model: str | None = Non
         port = wanted if not port_open("127.0.0.1", wanted) else free_port()
     broker = start_broker(port)
     env = {**os.environ, "FINPULSE_KAFKA_BOOTSTRAP": broker.bootstrap,
-           "FINPULSE_DATABASE_URL": settings.database.url}
+           "FINPULSE_DATABASE_URL": settings.database.url,
+           # The demo stream needs a few items/s: skip the worker's 1-3 min torch.compile warm-up unless asked.
+           "FINPULSE_MODEL_COMPILE": os.environ.get("FINPULSE_MODEL_COMPILE", "off")}
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

@@ -11,6 +11,12 @@
 padding wastes little), truncates to ``max_length`` tokens, runs under ``torch.inference_mode`` with bf16
 autocast when enabled, and puts the answers back in input order. LoRA weights are merged at load.
 
+``torch.compile`` (setting ``compile``; ``auto`` = long-running processes only) fuses the elementwise work
+around the matrix multiplies (RMSNorm, rotary, SiLU, dtype casts). It compiles one graph with dynamic batch
+and sequence sizes at load time (warm-up, ~1-3 min on 2 CPU cores, then cached by inductor); batches are
+padded to at least 2 x 2 so sizes 0/1, which dynamo specialises, never trigger a recompile mid-stream. If
+compiling fails (no C++ compiler, no triton), the classifier logs why and runs eagerly.
+
 dtype ``auto`` chooses bf16 on CUDA (if supported) and on CPUs with native bf16 (AVX512-BF16 or AMX);
 otherwise fp32, because emulated bf16 on an AVX2-only CPU is slower than fp32.
 """
@@ -19,8 +25,11 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import random
+import shutil
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -83,6 +92,31 @@ def use_bf16(dtype: str, device: str) -> bool:
     return cpu_has_native_bf16()
 
 
+def compile_wanted(setting: str, device: str, long_running: bool) -> bool:
+    """``auto``: compile only where it pays (a long-running process) and can work (CUDA, or a C++ compiler)."""
+    if setting != "auto":
+        return setting == "on"
+    if not long_running:
+        return False
+    return device.startswith("cuda") or shutil.which(os.environ.get("CXX", "g++")) is not None
+
+
+def pad_min_2x2(x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Grow a (B, T) batch to at least 2 x 2: an extra pad column (mask 0) and/or a copy of row 0.
+
+    Neither changes the real rows' outputs (right padding, causal attention, masked pooling); the caller keeps
+    the first B rows. Compiled graphs then never see a size-1 dimension (dynamo specialises 0 and 1).
+    """
+    import torch
+
+    if x.shape[1] < 2:
+        x = torch.cat([x, torch.zeros_like(x[:, :1])], dim=1)
+        mask = torch.cat([mask, torch.zeros_like(mask[:, :1])], dim=1)
+    if x.shape[0] < 2:
+        x, mask = torch.cat([x, x[:1]]), torch.cat([mask, mask[:1]])
+    return x, mask
+
+
 def tags_from_logits(
     topic_logits: torch.Tensor, sent_logits: torch.Tensor, spec: ModelSpec, version: str
 ) -> list[Tags]:
@@ -109,7 +143,13 @@ class TorchClassifier:
     """A two-head network on one device, with its tokenizer and spec."""
 
     def __init__(
-        self, net: nn.Module, tokenizer: Any, spec: ModelSpec, settings: ModelSettings, version: str
+        self,
+        net: nn.Module,
+        tokenizer: Any,
+        spec: ModelSpec,
+        settings: ModelSettings,
+        version: str,
+        compile_net: bool = False,
     ) -> None:
         import torch
 
@@ -125,6 +165,28 @@ class TorchClassifier:
         )
         self.batch_size = settings.batch_size
         self.version = version
+        self.forward: Any = self.net
+        self.compiled = False
+        if compile_net:
+            self._compile()
+
+    def _compile(self) -> None:
+        """torch.compile the network and warm it up on a few shapes; on any failure stay eager."""
+        import torch
+
+        started = time.perf_counter()
+        log.info("compiling the classifier (torch.compile, dynamic shapes; one-off, ~1-3 min on a small CPU)")
+        self.forward, self.compiled = torch.compile(self.net, dynamic=True), True
+        try:
+            self.logits(["warm up", "compile the network for dynamic shapes", "x"])
+            self.logits(
+                ["a somewhat longer text so the second shape differs from the first one", "b", "c", "d"]
+            )
+        except Exception as exc:  # noqa: BLE001 - inductor/triton/compiler errors are many; eager always works
+            log.warning("torch.compile failed (%s: %s); running eagerly", type(exc).__name__, str(exc)[:300])
+            self.forward, self.compiled = self.net, False
+            return
+        log.info("classifier compiled in %.0f s", time.perf_counter() - started)
 
     def logits(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """(N, n_topics), (N, n_sentiments) fp32 logits in input order."""
@@ -139,9 +201,11 @@ class TorchClassifier:
             for start in range(0, len(order), self.batch_size):
                 chunk = order[start : start + self.batch_size]
                 x, mask = pad_batch([ids[i] for i in chunk], self.tokenizer.pad_token_id)
-                t, s = self.net(x.to(self.device), mask.to(self.device))
-                topic[chunk] = t.float().cpu()
-                sent[chunk] = s.float().cpu()
+                if self.compiled:
+                    x, mask = pad_min_2x2(x, mask)
+                t, s = self.forward(x.to(self.device), mask.to(self.device))
+                topic[chunk] = t[: len(chunk)].float().cpu()
+                sent[chunk] = s[: len(chunk)].float().cpu()
         return topic, sent
 
     def predict(self, texts: Sequence[str]) -> list[Tags]:
@@ -215,17 +279,24 @@ def load_model_dir(model_dir: Path, settings: ModelSettings) -> tuple[nn.Module,
     return net.eval(), tokenizer, spec, version
 
 
-def load_classifier(model: ModelSettings) -> Classifier:
-    """The classifier ``model.path`` names: a model directory, "tiny-random" or "noop"."""
+def load_classifier(model: ModelSettings, long_running: bool = False) -> Classifier:
+    """The classifier ``model.path`` names: a model directory, "tiny-random" or "noop".
+
+    ``long_running`` (the worker) lets ``compile="auto"`` compile a model directory's network.
+    """
     if model.path == "noop":
         return NoopClassifier()
     if model.path == "tiny-random":
-        return TorchClassifier(tiny_random_network(), gpt2_tokenizer(), TINY_SPEC, model, "tiny-random")
+        tiny_compile = model.compile == "on"  # auto never compiles the test model: not worth the minutes
+        return TorchClassifier(
+            tiny_random_network(), gpt2_tokenizer(), TINY_SPEC, model, "tiny-random", tiny_compile
+        )
     model_dir = Path(model.path).expanduser()
     if not model_dir.is_dir():
         raise ModelError(f"model directory {model_dir} does not exist (train one with `finpulse train`)")
     net, tokenizer, spec, version = load_model_dir(model_dir, model)
-    return TorchClassifier(net, tokenizer, spec, model, version)
+    wanted = compile_wanted(model.compile, resolve_device(model.device), long_running)
+    return TorchClassifier(net, tokenizer, spec, model, version, wanted)
 
 
 __all__ = ["Classifier", "NoopClassifier", "TorchClassifier", "load_classifier", "tags_from_logits"]

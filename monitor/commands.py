@@ -26,6 +26,7 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--max-wait-ms", type=int)
     p.add_argument("--model", help="model directory, or tiny-random / noop")
     p.add_argument("--device", help="auto, cpu, cuda, cuda:N")
+    p.add_argument("--compile", choices=["auto", "on", "off"], help="torch.compile the model (FINPULSE_MODEL_COMPILE)")
     p.add_argument("--group", help="consumer group id")
     p.add_argument("--metrics-port", type=int, help="Prometheus port (0 = off)")
     p.set_defaults(func=_worker)
@@ -93,7 +94,7 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
 
     s = settings.with_overrides(
         worker={"batch_size": args.batch_size, "max_wait_ms": args.max_wait_ms, "metrics_port": args.metrics_port},
-        model={"path": args.model, "device": args.device},
+        model={"path": args.model, "device": args.device, "compile": args.compile},
         kafka={"group": args.group},
     )
     return run_worker(s)

@@ -85,6 +85,9 @@ class ModelSettings(_Section):
     max_length: int = 64
     batch_size: int = 64
     threads: int = 0  # 0 = torch default
+    # torch.compile the network: auto = in long-running processes (the worker) when a compiler is available
+    # (CUDA, or a C++ compiler for CPU code), off for one-shot commands (classify, evaluate).
+    compile: Literal["auto", "on", "off"] = "auto"
 
 
 class AlertSettings(_Section):

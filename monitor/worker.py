@@ -389,7 +389,7 @@ def run_worker(settings: Settings, classifier: Classifier | None = None) -> int:
 
     signal.signal(signal.SIGTERM, _handler)
     signal.signal(signal.SIGINT, _handler)
-    clf = classifier or load_classifier(settings.model)
+    clf = classifier or load_classifier(settings.model, long_running=True)
     metrics = WorkerMetrics()
     metrics.serve(settings.worker.metrics_port)
     return Worker(settings, clf, metrics=metrics, stop=stop).run()

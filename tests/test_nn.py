@@ -140,3 +140,52 @@ def test_save_then_load_gives_identical_outputs(llama_dir: Path, tmp_path: Path)
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-4)
     size = sum(f.stat().st_size for f in (tmp_path / "model").iterdir())
     assert size < 5_000_000  # adapter + heads + tokenizer, never the backbone
+
+
+def test_pad_min_2x2_grows_tiny_batches_without_changing_real_rows(llama_dir: Path) -> None:
+    from monitor.classify import pad_min_2x2
+
+    net = _net(llama_dir, mode="heads-only", state_dtype="float32")
+    x, mask = pad_batch([[40]], 50256)
+    x2, mask2 = pad_min_2x2(x, mask)
+    assert x2.shape == (2, 2) and mask2.tolist() == [[1, 0], [1, 0]]
+    with torch.inference_mode():
+        torch.testing.assert_close(net(x2, mask2)[0][:1], net(x, mask)[0], atol=1e-5, rtol=1e-4)
+    big, big_mask = pad_batch([[1, 2, 3], [4, 5]], 50256)
+    assert pad_min_2x2(big, big_mask)[0] is big  # already large enough: untouched
+
+
+@pytest.mark.parametrize(
+    ("setting", "device", "long_running", "expected"),
+    [
+        ("off", "cuda", True, False),
+        ("on", "cpu", False, True),
+        ("auto", "cuda", False, False),
+        ("auto", "cuda", True, True),
+    ],
+)
+def test_compile_wanted(setting: str, device: str, long_running: bool, expected: bool) -> None:
+    from monitor.classify import compile_wanted
+
+    assert compile_wanted(setting, device, long_running) is expected
+
+
+def test_compiled_classifier_matches_eager_and_never_recompiles(llama_dir: Path, tmp_path: Path) -> None:
+    """torch.compile (what the worker uses): same logits as eager, one graph for every batch shape."""
+    from torch._dynamo.utils import counters
+
+    from monitor.classify import TorchClassifier, load_classifier
+
+    net = _net(llama_dir, mode="lora")
+    save_network(net, gpt2_tokenizer(), net.spec, tmp_path / "model", "v-test")
+    base = ModelSettings(path=str(tmp_path / "model"), cache_dir=str(tmp_path), dtype="fp32")
+    eager = load_classifier(base.model_copy(update={"compile": "auto"}))  # auto: not in a one-shot process
+    compiled = load_classifier(base.model_copy(update={"compile": "on"}))
+    assert isinstance(eager, TorchClassifier) and isinstance(compiled, TorchClassifier)
+    assert not eager.compiled and compiled.compiled
+    graphs = counters["stats"]["unique_graphs"]
+    texts = ["Shares plunge after profit warning", "Beats estimates and raises guidance", "", "Fed"]
+    for batch in (texts[:1], texts[2:3], texts, texts * 20):
+        got, want = compiled.logits(batch), eager.logits(batch)
+        torch.testing.assert_close(got, want, atol=1e-3, rtol=1e-2)  # fp16 boundary states
+    assert counters["stats"]["unique_graphs"] == graphs  # no recompile after the warm-up

@@ -21,6 +21,7 @@ def _model_settings(args: argparse.Namespace, settings: Settings) -> Settings:
             "batch_size": getattr(args, "batch_size", None),
             "threads": getattr(args, "threads", None),
             "backbone": getattr(args, "backbone", None),
+            "compile": getattr(args, "compile", None),
         }
     )
 
@@ -31,6 +32,9 @@ def _add_model_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dtype", choices=["auto", "fp32", "bf16"], help="FINPULSE_MODEL_DTYPE")
     p.add_argument("--batch-size", type=int, help="inference batch size (FINPULSE_MODEL_BATCH_SIZE)")
     p.add_argument("--threads", type=int, help="torch CPU threads, 0 = default (FINPULSE_MODEL_THREADS)")
+    p.add_argument(
+        "--compile", choices=["auto", "on", "off"], help="torch.compile the model (FINPULSE_MODEL_COMPILE)"
+    )
 
 
 def _cmd_classify(args: argparse.Namespace, settings: Settings) -> int:
