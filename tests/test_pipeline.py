@@ -160,21 +160,29 @@ def test_malformed_messages_go_to_the_dlq_and_the_worker_keeps_running(kafka: Ka
 
 def test_sigkilled_worker_loses_and_duplicates_nothing(kafka: KafkaSettings, sqlite_url: str,
                                                        tmp_path: Path) -> None:
-    """A producer sends while the worker is SIGKILLed three times and restarted: every id stored once."""
-    total = 600
-    rows = [json.dumps(r).encode() for r in news(total, "k")]
+    """A producer sends while the worker is SIGKILLed three times and restarted: every id stored once.
+
+    The producer keeps sending (25 items/s) until the kills are over, then 100 more, so every restarted worker
+    has new records to make progress on however fast the machine is (a fixed-size stream could be drained
+    before the third start, leaving nothing to wait for)."""
+    cap = 5000
+    rows = [json.dumps(r).encode() for r in news(cap, "k")]
     env = env_for(kafka, sqlite_url, FINPULSE_WORKER_BATCH_SIZE="16", FINPULSE_WORKER_MAX_WAIT_MS="100")
     ensure_topics(kafka, {kafka.topic_raw: kafka.partitions})
 
     kills_done = threading.Event()
+    sent = [0]
 
     def send_slowly() -> None:
-        # Paced so the stream is still flowing at every kill; the last 100 wait until the kills are over.
         producer = KafkaProducer(bootstrap_servers=kafka.bootstrap, linger_ms=5, max_request_size=4 << 20)
+        after_kills = None
         for i, v in enumerate(rows):
-            if i == total - 100:
-                kills_done.wait(300)
+            if after_kills is None and kills_done.is_set():
+                after_kills = i + 100
+            if after_kills is not None and i >= after_kills:
+                break
             producer.send(kafka.topic_raw, key=str(i).encode(), value=v)
+            sent[0] = i + 1
             if i % 10 == 0:
                 producer.flush()
                 time.sleep(0.4)
@@ -198,9 +206,10 @@ def test_sigkilled_worker_loses_and_duplicates_nothing(kafka: KafkaSettings, sql
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         kills += 1
-        assert len(stored_ids(sqlite_url)) < total  # really mid-stream
+        assert sender.is_alive() and len(stored_ids(sqlite_url)) < cap  # really mid-stream
     kills_done.set()
     sender.join()
+    total = sent[0]
     proc = subprocess.Popen([*FINPULSE, "worker"], env=env, cwd=REPO, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
     try:
