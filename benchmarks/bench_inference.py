@@ -83,9 +83,8 @@ def baseline_pipeline(clf: Any) -> Any:
             return SequenceClassifierOutput(logits=sentiment)
 
     model = Wrapped().eval()
-    transformers.logging.set_verbosity(
-        transformers.logging.CRITICAL
-    )  # "Wrapped is not supported" is expected
+    # "The model 'Wrapped' is not supported for text-classification" is expected.
+    transformers.logging.set_verbosity(transformers.logging.CRITICAL)
     return pipeline(
         "text-classification", model=model, tokenizer=clf.tokenizer, device="cpu", dtype=torch.float32
     )

@@ -287,10 +287,9 @@ def load_classifier(model: ModelSettings, long_running: bool = False) -> Classif
     if model.path == "noop":
         return NoopClassifier()
     if model.path == "tiny-random":
-        tiny_compile = model.compile == "on"  # auto never compiles the test model: not worth the minutes
-        return TorchClassifier(
-            tiny_random_network(), gpt2_tokenizer(), TINY_SPEC, model, "tiny-random", tiny_compile
-        )
+        # Never long-running: "auto" does not compile the test model (not worth the minutes), "on" does.
+        wanted = compile_wanted(model.compile, resolve_device(model.device), long_running=False)
+        return TorchClassifier(tiny_random_network(), gpt2_tokenizer(), TINY_SPEC, model, "tiny-random", wanted)
     model_dir = Path(model.path).expanduser()
     if not model_dir.is_dir():
         raise ModelError(f"model directory {model_dir} does not exist (train one with `finpulse train`)")
