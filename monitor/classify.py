@@ -35,7 +35,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from monitor.errors import ModelError
-from monitor.nn import ModelSpec, build_network, encode_texts, load_weights, merge_lora, pad_batch, read_spec
+from monitor.nn import (
+    DOMAIN_ADAPTER,
+    ModelSpec,
+    build_network,
+    encode_texts,
+    load_weights,
+    merge_lora,
+    pad_batch,
+    read_spec,
+)
 from monitor.schema import Tags
 from monitor.settings import ModelSettings
 
@@ -120,9 +129,9 @@ def pad_min_2x2(x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torc
 def tags_from_logits(
     topic_logits: torch.Tensor, sent_logits: torch.Tensor, spec: ModelSpec, version: str
 ) -> list[Tags]:
-    """Softmax both heads; sentiment_score = P(positive) - P(negative)."""
-    tp = topic_logits.float().softmax(-1).cpu()
-    sp = sent_logits.float().softmax(-1).cpu()
+    """Softmax both heads at the spec's calibrated temperatures; sentiment_score = P(positive) - P(negative)."""
+    tp = (topic_logits.float() / spec.topic_temperature).softmax(-1).cpu()
+    sp = (sent_logits.float() / spec.sentiment_temperature).softmax(-1).cpu()
     neg, pos = spec.sentiments.index("negative"), spec.sentiments.index("positive")
     t_conf, t_idx = tp.max(-1)
     s_conf, s_idx = sp.max(-1)
@@ -263,6 +272,7 @@ def tiny_random_network(seed: int = 0, layers: int = 2, hidden: int = 64) -> nn.
 def load_model_dir(model_dir: Path, settings: ModelSettings) -> tuple[nn.Module, Any, ModelSpec, str]:
     """Backbone (resolved from the spec) + stored weights, LoRA merged; returns (net, tokenizer, spec, version)."""
     import torch
+    from safetensors.torch import load_file
     from transformers import AutoModel, AutoTokenizer
 
     from monitor.backbone import resolve_backbone
@@ -270,7 +280,8 @@ def load_model_dir(model_dir: Path, settings: ModelSettings) -> tuple[nn.Module,
     spec, version = read_spec(model_dir)
     folder = resolve_backbone(spec.backbone, settings.cache_dir)
     backbone = AutoModel.from_pretrained(folder, dtype=torch.float32)
-    net = build_network(backbone, spec)
+    domain = load_file(str(model_dir / DOMAIN_ADAPTER)) if spec.domain_adapted else None
+    net = build_network(backbone, spec, domain)
     load_weights(net, model_dir / "weights.safetensors")
     merge_lora(net)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
@@ -289,7 +300,9 @@ def load_classifier(model: ModelSettings, long_running: bool = False) -> Classif
     if model.path == "tiny-random":
         # Never long-running: "auto" does not compile the test model (not worth the minutes), "on" does.
         wanted = compile_wanted(model.compile, resolve_device(model.device), long_running=False)
-        return TorchClassifier(tiny_random_network(), gpt2_tokenizer(), TINY_SPEC, model, "tiny-random", wanted)
+        return TorchClassifier(
+            tiny_random_network(), gpt2_tokenizer(), TINY_SPEC, model, "tiny-random", wanted
+        )
     model_dir = Path(model.path).expanduser()
     if not model_dir.is_dir():
         raise ModelError(f"model directory {model_dir} does not exist (train one with `finpulse train`)")

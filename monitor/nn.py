@@ -39,6 +39,7 @@ _URL_RE = re.compile(r"https?://\S+|www\.\S+")
 _WS_RE = re.compile(r"\s+")
 LLAMA_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 GPT2_LORA_TARGETS = ("c_attn", "c_proj", "c_fc")
+DOMAIN_ADAPTER = "domain_adapter.safetensors"
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +57,11 @@ class ModelSpec:
     lora_alpha: int = 32
     lora_dropout: float = 0.05
     head_dropout: float = 0.1
+    topic_temperature: float = 1.0  # softmax temperatures fitted on validation data (training/calibrate.py)
+    sentiment_temperature: float = 1.0
+    domain_adapted: bool = (
+        False  # upper layers carry a domain-adaptive pre-training delta (domain_adapter.safetensors)
+    )
     topics: tuple[str, ...] = TOPICS
     sentiments: tuple[str, ...] = SENTIMENTS
     extra: dict[str, Any] = field(default_factory=dict)
@@ -191,8 +197,11 @@ def two_head_class() -> type:
     return _MODULE_CLASS
 
 
-def build_network(backbone: Any, spec: ModelSpec) -> Any:
-    """Wrap an HF base model (LlamaModel / GPT2Model): truncate, freeze as the mode says, add heads."""
+def build_network(backbone: Any, spec: ModelSpec, domain_state: dict[str, Any] | None = None) -> Any:
+    """Wrap an HF base model (LlamaModel / GPT2Model): truncate, freeze as the mode says, add heads.
+
+    ``domain_state`` (LoRA tensors from ``finpulse pretrain``) is merged into the upper layers first, so the
+    classifier's own adapters train on top of the domain-adapted weights."""
     config = backbone.config
     layers_attr = "layers" if hasattr(backbone, "layers") else "h"
     layers = getattr(backbone, layers_attr)
@@ -209,6 +218,8 @@ def build_network(backbone: Any, spec: ModelSpec) -> Any:
         if not 0 <= spec.split_layer <= len(layers):
             raise ModelError(f"split_layer={spec.split_layer} outside 0..{len(layers)}")
     net = two_head_class()(backbone, spec, int(config.hidden_size))
+    if domain_state is not None:
+        merge_domain_adapter(net, spec, domain_state)
     for p in net.backbone.parameters():
         p.requires_grad_(False)
     if spec.mode == "full":
@@ -255,6 +266,22 @@ def add_lora(net: Any, spec: ModelSpec) -> None:
         fan_in_fan_out=not hasattr(net.backbone, "layers"),  # GPT-2 Conv1D
     )
     inject_adapter_in_model(cfg, net.backbone)
+
+
+def merge_domain_adapter(net: Any, spec: ModelSpec, state: dict[str, Any]) -> None:
+    """Inject LoRA into the trained layers, load the domain-adaptation tensors, fold them into the weights."""
+    add_lora(net, spec)
+    names = {n for n, _ in net.named_parameters()}
+    missing = set(state) - names
+    if missing or not state:
+        raise ModelError(f"domain adapter does not fit this network ({len(missing)} unknown tensors)")
+    net.load_state_dict(state, strict=False)
+    merge_lora(net)
+
+
+def lora_state(net: nn.Module) -> dict[str, torch.Tensor]:
+    """Only the LoRA tensors of ``net`` (what a domain adapter file stores)."""
+    return {n: p.detach().float().cpu().contiguous() for n, p in net.named_parameters() if ".lora_" in n}
 
 
 def merge_lora(net: nn.Module) -> int:

@@ -32,7 +32,9 @@ from training.evaluate import (
     expected_calibration_error,
     format_report,
 )
-from training.train import TrainConfig, bucketed_batches, masked_loss, run_training
+from training.batches import bucketed_batches, masked_loss
+from training.config import TrainConfig
+from training.train import run_training
 
 
 def _csv(path: Path, header: list[str], rows: list[list[object]]) -> Path:
@@ -176,6 +178,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Model
     config = TrainConfig(
         out_dir=str(root / "model"),
         use_shared=False,
+        use_real=False,
         extra_data=(f"sentiment:{sent}", f"topic:{topic}"),
         num_layers=4,
         split_layer=2,

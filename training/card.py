@@ -27,17 +27,36 @@ FPB_NOTE = (
 
 
 def final_validation(model_dir: Path, val: list[Example], settings: ModelSettings) -> dict[str, Any]:
-    """Per-source report of the saved model on the validation texts (full inference path)."""
+    """Per-source report of the saved model on the validation texts (full inference path); for the real-headline
+    sources also the most confident mistakes and a confusion-matrix PNG in the model directory."""
     from monitor.classify import load_classifier
+    from training.evaluate import confusion_matrix, plot_confusion
 
     classifier = load_classifier(settings)
     out: dict[str, Any] = {}
     for source in sorted({e.source for e in val}):
         items = [e for e in val if e.source == source]
         task = items[0].task
-        report, _, _ = evaluate_texts(classifier, [e.text for e in items], [e.label for e in items], task)
+        texts, truth = [e.text for e in items], [e.label for e in items]
+        report, pred, conf = evaluate_texts(classifier, texts, truth, task)
         out[source] = {"task": task, **report.to_dict(), "ece": report.ece}
+        if source.startswith("real"):
+            out[source]["confident_mistakes"] = confident_mistakes(texts, truth, pred, conf)
+            matrix = confusion_matrix(truth, pred, LABELS[task])
+            plot_confusion(matrix, LABELS[task], model_dir / f"confusion-{source}.png", f"{source} ({task})")
     return out
+
+
+def confident_mistakes(
+    texts: list[str], truth: list[str], pred: list[str], conf: list[float], k: int = 12
+) -> list[dict[str, Any]]:
+    """The ``k`` wrong predictions the model was surest of."""
+    wrong = [i for i in range(len(texts)) if truth[i] != pred[i]]
+    wrong.sort(key=lambda i: -conf[i])
+    return [
+        {"text": texts[i], "label": truth[i], "prediction": pred[i], "confidence": round(conf[i], 3)}
+        for i in wrong[:k]
+    ]
 
 
 def write_card(
@@ -50,6 +69,8 @@ def write_card(
     timings: dict[str, Any],
     n_train: int,
     n_val: int,
+    calibration: dict[str, Any] | None = None,
+    notes: str = "",
 ) -> None:
     card = {
         "model": out_dir.name,
@@ -67,8 +88,10 @@ def write_card(
         "training_config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in config.items()},
         "examples": {"train": n_train, "validation": n_val},
         "validation": metrics,
+        "calibration": calibration or {},
         "history": history,
         "timings_s": timings,
+        "notes": notes,
     }
     (out_dir / "model_card.json").write_text(json.dumps(card, indent=2) + "\n")
     (out_dir / "model_card.md").write_text(render_card(card))
@@ -92,13 +115,18 @@ def render_card(card: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for source, m in card["validation"].items():
-        lines.append(
-            f"| {source} | {m['task']} | {m['n']} | {m['accuracy']:.3f} | {m['weighted_f1']:.3f} | "
-            f"{m['macro_f1']:.3f} | {m['ece']:.3f} |"
-        )
-    lines += ["", "## Data", "", "| name | rows | licence | sha256 |", "|---|---|---|---|"]
+        cells = [m.get(k) for k in ("accuracy", "weighted_f1", "macro_f1", "ece")]
+        shown = " | ".join("–" if c is None else f"{c:.3f}" for c in cells)
+        lines.append(f"| {source} | {m['task']} | {m['n']} | {shown} |")
+    lines += _calibration_lines(card.get("calibration") or {})
+    lines += _mistake_lines(card["validation"])
+    if card.get("notes"):
+        lines += ["", "## Error analysis", "", card["notes"]]
+    lines += ["", "## Data", "", "| name | path | rows | licence | sha256 |", "|---|---|---|---|---|"]
     for d in card["data"]:
-        lines.append(f"| {d['name']} | {d['rows']} | {d['licence']} | `{d['sha256'][:16]}…` |")
+        lines.append(
+            f"| {d['name']} | `{d['path']}` | {d['rows']} | {d['licence']} | `{d['sha256'][:16]}…` |"
+        )
     lines += [
         "",
         f"Examples: {card['examples']['train']} train, {card['examples']['validation']} validation "
@@ -124,3 +152,45 @@ def render_card(card: dict[str, Any]) -> str:
         )
     lines += ["", "Config:", "", "```json", json.dumps(card["training_config"], indent=2), "```", ""]
     return "\n".join(lines)
+
+
+def _calibration_lines(calibration: dict[str, Any]) -> list[str]:
+    if not calibration:
+        return []
+    lines = [
+        "",
+        "## Calibration (temperature scaling on the real-headline validation logits)",
+        "",
+        "| head | temperature | n | ECE before | ECE after | ECE cross-fitted (2 halves) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for head, c in calibration.items():
+        lines.append(
+            f"| {head} | {c['temperature']} | {c['n']} | {c['ece_before']:.3f} | {c['ece_after']:.3f} | "
+            f"{c['ece_cross_fitted']:.3f} |"
+        )
+    return lines
+
+
+def _mistake_lines(validation: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
+    for source, m in validation.items():
+        if not m.get("confident_mistakes"):
+            continue
+        lines += [
+            "",
+            f"### Most confident mistakes: {source}",
+            "",
+            "| text | label | predicted | confidence |",
+            "|---|---|---|---|",
+        ]
+        for x in m["confident_mistakes"]:
+            text = x["text"].replace("|", "\\|")
+            lines.append(f"| {text} | {x['label']} | {x['prediction']} | {x['confidence']:.3f} |")
+    return lines
+
+
+def rerender(model_dir: Path) -> None:
+    """Rewrite model_card.md from model_card.json (after editing its ``notes``)."""
+    card = json.loads((model_dir / "model_card.json").read_text())
+    (model_dir / "model_card.md").write_text(render_card(card))

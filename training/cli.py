@@ -83,7 +83,8 @@ def _cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_train(args: argparse.Namespace, settings: Settings) -> int:
-    from training.train import TrainConfig, run_training
+    from training.config import TrainConfig
+    from training.train import run_training
 
     settings = _model_settings(args, settings)
     overrides: dict[str, Any] = {
@@ -95,6 +96,23 @@ def _cmd_train(args: argparse.Namespace, settings: Settings) -> int:
         overrides["extra_data"] = tuple(overrides["extra_data"])
     config = TrainConfig(**overrides)
     run_training(config, settings.model)
+    return 0
+
+
+def _cmd_pretrain(args: argparse.Namespace, settings: Settings) -> int:
+    from training.config import TrainConfig
+    from training.data import norm_text
+    from training.pretrain import PretrainConfig, run_pretraining
+    from training.train import load_examples
+
+    settings = _model_settings(args, settings)
+    overrides = {
+        k: v for k, v in vars(args).items() if k in PretrainConfig.__dataclass_fields__ and v is not None
+    }
+    config = PretrainConfig(**overrides)
+    _, val, _ = load_examples(TrainConfig(data_dir=config.data_dir))  # validation texts never pre-train
+    report = run_pretraining(config, settings.model, {norm_text(e.text) for e in val})
+    print(json.dumps({k: v for k, v in report.items() if k != "config"}))
     return 0
 
 
@@ -146,7 +164,30 @@ def add_commands(sub: Any) -> None:
         dest="use_shared",
         action="store_const",
         const=False,
-        help="train only on --extra data (e.g. without the non-commercial FPB)",
+        help="leave out the shared benchmark sets (e.g. the non-commercial FPB); with --no-real: --extra only",
+    )
+    p.add_argument(
+        "--no-real",
+        dest="use_real",
+        action="store_const",
+        const=False,
+        help="leave out the real headlines (real-headlines-labeled and training/labels)",
+    )
+    p.add_argument("--head-lr", type=float, dest="head_lr")
+    p.add_argument("--lora-r", type=int, dest="lora_r")
+    p.add_argument("--label-smoothing", type=float, dest="label_smoothing")
+    p.add_argument("--class-balance", type=float, dest="class_balance", help="class weights (1/freq)^X")
+    p.add_argument("--average-last", type=int, dest="average_last", help="average the best N evaluations")
+    p.add_argument("--init-from", dest="init_from", help="warm start from a model directory (same spec)")
+    p.add_argument("--domain-adapter", dest="domain_adapter", help="a `finpulse pretrain` adapter file")
+    p.add_argument("--evals-per-epoch", type=int, dest="evals_per_epoch")
+    p.add_argument("--no-calibrate", dest="calibrate", action="store_const", const=False)
+    p.add_argument(
+        "--no-final-eval",
+        dest="final_eval",
+        action="store_const",
+        const=False,
+        help="skip the full-path validation of the saved model (quick comparisons)",
     )
     p.add_argument("--patience", type=int, help="early stopping: evaluations without improvement")
     p.add_argument("--work-dir", help="features cache + checkpoints (default CACHE_DIR/train)")
@@ -155,6 +196,19 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--dtype", choices=["auto", "fp32", "bf16"])
     p.add_argument("--threads", type=int)
     p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("pretrain", help="domain-adaptive pre-training of the upper layers on headlines")
+    p.add_argument("--out", required=True, help="domain adapter file to write (.safetensors)")
+    p.add_argument("--data-dir", help="folder with the shared data sets (default ../shared/data)")
+    p.add_argument("--texts-file", help="one text per line instead of the news archive")
+    p.add_argument("--max-texts", type=int, help="a seeded sample of this many texts")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--batch-size", type=int, dest="batch_size")
+    p.add_argument("--max-minutes", type=float)
+    p.add_argument("--work-dir", help="features cache (default CACHE_DIR/train)")
+    p.add_argument("--threads", type=int)
+    p.set_defaults(func=_cmd_pretrain)
 
     p = sub.add_parser("model", help="model utilities")
     msub = p.add_subparsers(dest="model_command", metavar="ACTION")

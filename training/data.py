@@ -17,6 +17,7 @@ import csv
 import hashlib
 import json
 import random
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -142,12 +143,99 @@ def shared_datasets(data_dir: Path, fpb_min_agreement: int = 50) -> tuple[list[E
     counts = defaultdict(int)
     for ex in examples:
         counts[ex.source] += 1
+
+    def rel(path: Path) -> str:
+        return path.relative_to(data_dir).as_posix()
+
     sources = [
-        DataSource("fpb", str(fpb), file_sha256(fpb), "CC BY-NC-SA 3.0", counts["fpb"]),
-        DataSource("tweet-sentiment", str(sent), file_sha256(sent), "MIT", counts["tweet-sentiment"]),
-        DataSource("tweet-topic", str(topic), file_sha256(topic), "MIT", counts["tweet-topic"]),
+        DataSource("fpb", rel(fpb), file_sha256(fpb), "CC BY-NC-SA 3.0", counts["fpb"]),
+        DataSource("tweet-sentiment", rel(sent), file_sha256(sent), "MIT", counts["tweet-sentiment"]),
+        DataSource("tweet-topic", rel(topic), file_sha256(topic), "MIT", counts["tweet-topic"]),
     ]
     return examples, sources
+
+
+REAL_HEADLINES = "real-headlines-labeled/real_headlines_labeled.csv"
+NEWS_ARCHIVE = "news-headlines-2017-2020"
+# outlet -> (file, headline column) in NEWS_ARCHIVE (see its SOURCE.md for the parsing traps)
+NEWS_FILES = {
+    "Reuters": ("Reuters.csv", "Headlines"),
+    "CNBC": ("cnbc_headlines.csv", "Headlines"),
+    "Guardian": ("guardian_headlines.csv", "Headlines"),
+}
+EXTRA_LABELS = Path(__file__).resolve().parent / "labels" / "real-headlines-extra.csv"
+_SECTION_RE = re.compile(r"\n\s*\n")
+_WS_RE = re.compile(r"\s+")
+
+
+def clean_headline(raw: str) -> str:
+    """A headline as labelled: Guardian section labels glued on with blank lines
+    (``"Nils Pratley on finance \\n\\n\\n Title"``) dropped, whitespace collapsed."""
+    return _WS_RE.sub(" ", _SECTION_RE.split(raw)[-1]).strip()
+
+
+def headline_key(text: str) -> str:
+    """Stable reference to an archive headline (our labels point at the text, they never copy it)."""
+    return hashlib.sha1(clean_headline(text).encode("utf-8")).hexdigest()[:16]
+
+
+def real_headlines(data_dir: Path) -> tuple[list[Example], list[Example], DataSource]:
+    """``real-headlines-labeled``: (train, val) examples, two per headline (sentiment and topic)."""
+    path = data_dir / REAL_HEADLINES
+    train: list[Example] = []
+    val: list[Example] = []
+    for row in read_rows(path):
+        split = val if row.get("split") == "val" else train
+        split += headline_examples(row["title"], row["sentiment"], row["topic"], "real")
+    source = DataSource(
+        "real-headlines",
+        REAL_HEADLINES,
+        file_sha256(path),
+        "labels: FinPulse (silver); text: © Reuters/CNBC/Guardian, research use",
+        len(train) // 2 + len(val) // 2,
+    )
+    return train, val, source
+
+
+def headline_examples(text: str, sentiment: str, topic: str, prefix: str) -> list[Example]:
+    """One headline with both labels -> a sentiment and a topic example (sources PREFIX-sentiment/-topic)."""
+    out = []
+    for task, label in (("sentiment", sentiment.strip()), ("topic", topic.strip())):
+        if label not in LABELS[task]:
+            raise DataError(f"{prefix}: {task} label {label!r} of {text[:60]!r} is not a known label")
+        out.append(Example(text, task, label, f"{prefix}-{task}"))  # type: ignore[arg-type]
+    return out
+
+
+def archive_headlines(data_dir: Path) -> dict[str, tuple[str, str]]:
+    """Every headline of the news archive: key -> (outlet, cleaned text)."""
+    out: dict[str, tuple[str, str]] = {}
+    for outlet, (name, column) in NEWS_FILES.items():
+        for row in read_rows(data_dir / NEWS_ARCHIVE / name):
+            text = clean_headline(row.get(column) or "")
+            if text:
+                out.setdefault(headline_key(text), (outlet, text))
+    return out
+
+
+def extra_real_labels(data_dir: Path, labels: Path = EXTRA_LABELS) -> tuple[list[Example], DataSource]:
+    """Our own labels of archive headlines (training/labels/README.md): joined to the text by key."""
+    archive = archive_headlines(data_dir)
+    examples: list[Example] = []
+    rows = read_rows(labels)
+    missing = [r["key"] for r in rows if r["key"] not in archive]
+    if missing:
+        raise DataError(f"{labels}: {len(missing)} keys not in {data_dir / NEWS_ARCHIVE}, e.g. {missing[:3]}")
+    for row in rows:
+        examples += headline_examples(archive[row["key"]][1], row["sentiment"], row["topic"], "real-extra")
+    source = DataSource(
+        "real-headlines-extra",
+        f"training/labels/{labels.name}",
+        file_sha256(labels),
+        "labels: FinPulse (silver); text: © Reuters/CNBC/Guardian, research use",
+        len(rows),
+    )
+    return examples, source
 
 
 def subsample(examples: Sequence[Example], source: str, limit: int | None, seed: int) -> list[Example]:
@@ -181,11 +269,12 @@ def split_train_val(
     scores a sentence the model was trained on."""
     val = _stratified_take(examples, val_fraction, seed)
     val_ids = {id(e) for e in val}
-    val_texts = {_norm(e.text) for e in val}
-    return [e for e in examples if id(e) not in val_ids and _norm(e.text) not in val_texts], val
+    val_texts = {norm_text(e.text) for e in val}
+    return [e for e in examples if id(e) not in val_ids and norm_text(e.text) not in val_texts], val
 
 
-def _norm(text: str) -> str:
+def norm_text(text: str) -> str:
+    """The identity of a text for de-duplication: what the model reads, case-folded."""
     return clean_text(text).casefold()
 
 

@@ -1,7 +1,10 @@
-"""Frozen-part features, computed once: the boundary states at ``spec.split_layer`` for every example, stored
-per token in ``spec.state_dtype`` (fp16: SmolLM2's residual stream reaches ~3e4, inside fp16's range and
-fp16 keeps 3 more mantissa bits than bf16). Computed in length-sorted batches, saved in shards so an
-interrupted run resumes where it stopped. Without a split the "features" are the token ids themselves."""
+"""Frozen-part features, computed once per text: the boundary states at ``spec.split_layer``, stored per token
+in ``spec.state_dtype`` (fp16: SmolLM2's residual stream reaches ~3e4, inside fp16's range, and fp16 keeps 3
+more mantissa bits than bf16). Without a split the "features" are the token ids themselves.
+
+The cache is content-addressed: a folder per (backbone weights, frozen layers, tokenisation) holding shards of
+``{text hash: states}``, so any run over any subset or superset of texts reuses what earlier runs computed, and an
+interrupted run resumes at the last saved shard. Texts are computed in length-sorted batches."""
 
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ if TYPE_CHECKING:
     from torch import nn
 
 log = logging.getLogger(__name__)
-SHARD = 2048  # examples per saved shard
+SHARD = 2048  # texts per saved shard
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,19 +35,27 @@ class FeatureSet:
         return [int(x.shape[0]) for x in self.items]
 
 
-def cache_key(spec: ModelSpec, backbone_dir: Path, texts: list[str]) -> str:
-    """Features depend on the backbone weights, the frozen layers, the tokenisation and the texts."""
-    h = hashlib.sha256()
+def cache_key(spec: ModelSpec, backbone_dir: Path, extra: str = "") -> str:
+    """Features depend on the backbone weights, the frozen layers and the tokenisation (not on the texts)."""
     weights = sorted(backbone_dir.glob("*.safetensors"))
     meta = [(w.name, w.stat().st_size) for w in weights]
-    h.update(
-        json.dumps(
-            [spec.backbone, spec.num_layers, spec.split_layer, spec.max_length, spec.state_dtype, meta]
-        ).encode()
+    blob = json.dumps(
+        [spec.backbone, spec.num_layers, spec.split_layer, spec.max_length, spec.state_dtype, meta, extra]
     )
-    for t in texts:
-        h.update(t.encode("utf-8", "replace") + b"\x00")
-    return h.hexdigest()[:16]
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha1(text.encode("utf-8", "replace")).hexdigest()
+
+
+def _load_store(cache_dir: Path) -> dict[str, Any]:
+    import torch
+
+    store: dict[str, Any] = {}
+    for path in sorted(cache_dir.glob("shard-*.pt")):
+        store.update(torch.load(path, weights_only=True))
+    return store
 
 
 def compute_features(
@@ -58,40 +69,45 @@ def compute_features(
     batch_size: int = 64,
     progress: bool = True,
 ) -> FeatureSet:
-    """``net.lower`` over all texts, shard by shard (reusing saved shards)."""
+    """``net.lower`` over the texts not yet in the cache (saved shard by shard), then look every text up."""
     import torch
     from tqdm import tqdm
 
-    ids = encode_texts(tokenizer, texts, spec.max_length)
     if spec.split_layer is None:
+        ids = encode_texts(tokenizer, texts, spec.max_length)
         return FeatureSet([torch.tensor(x, dtype=torch.long) for x in ids])
-    items: list[Any] = [None] * len(ids)
+    store = _load_store(cache_dir) if cache_dir is not None and cache_dir.is_dir() else {}
+    hashes = [text_hash(t) for t in texts]
+    todo_hashes = sorted({h for h in hashes if h not in store})
+    first = {h: t for h, t in zip(hashes, texts, strict=True)}
+    todo = [first[h] for h in todo_hashes]
+    if todo:
+        log.info("features: %d of %d distinct texts to compute", len(todo), len(set(hashes)))
+    ids = encode_texts(tokenizer, todo, spec.max_length) if todo else []
     device_type = "cuda" if device.startswith("cuda") else "cpu"
-    bar = tqdm(total=len(ids), desc="features", unit="text", disable=not progress, mininterval=5)
-    for shard_start in range(0, len(ids), SHARD):
-        shard = list(range(shard_start, min(shard_start + SHARD, len(ids))))
-        path = cache_dir / f"shard-{shard_start // SHARD:04d}.pt" if cache_dir else None
-        if path is not None and path.is_file():
-            stored = torch.load(path)
-            for i, x in zip(shard, stored, strict=True):
-                items[i] = x
-            bar.update(len(shard))
-            continue
+    bar = tqdm(total=len(todo), desc="features", unit="text", disable=not progress or not todo, mininterval=5)
+    shard_no = len(list(cache_dir.glob("shard-*.pt"))) if cache_dir is not None and cache_dir.is_dir() else 0
+    for shard_start in range(0, len(todo), SHARD):
+        shard = range(shard_start, min(shard_start + SHARD, len(todo)))
         order = sorted(shard, key=lambda i: len(ids[i]))
+        fresh: dict[str, Any] = {}
         with torch.inference_mode(), torch.autocast(device_type, dtype=torch.bfloat16, enabled=bf16):
             for start in range(0, len(order), batch_size):
                 chunk = order[start : start + batch_size]
                 x, mask = pad_batch([ids[i] for i in chunk], tokenizer.pad_token_id)
                 h = net.lower(x.to(device), mask.to(device)).cpu()
                 for row, i in enumerate(chunk):
-                    items[i] = h[row, : len(ids[i])].clone()
+                    fresh[todo_hashes[i]] = h[row, : len(ids[i])].clone()
                 bar.update(len(chunk))
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            torch.save([items[i] for i in shard], path.with_suffix(".tmp"))
+        store.update(fresh)
+        if cache_dir is not None:
+            cache_dir.mkdir(parents=True, exist_ok=True)
+            path = cache_dir / f"shard-{shard_no:05d}.pt"
+            torch.save(fresh, path.with_suffix(".tmp"))
             path.with_suffix(".tmp").rename(path)
+            shard_no += 1
     bar.close()
-    return FeatureSet(items)
+    return FeatureSet([store[h] for h in hashes])
 
 
 def collate(features: FeatureSet, idx: list[int]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,204 +1,171 @@
 """Fine-tuning: two heads over a (truncated) GPT backbone, trained on cached frozen-part features.
 
-Plan (CPU-bound; see the README, section Classifier): the backbone's lower layers are frozen and run **once** over all
-texts (training/features.py); only the upper layers (LoRA, or full) and the heads train, for several epochs,
-on the cached boundary states. Inference runs the very same lower -> upper path (monitor/nn.py).
+Plan (CPU-bound; see docs/classifier.md): the backbone's lower layers are frozen and run **once** per text
+(training/features.py, a content-addressed cache); only the upper layers (LoRA, or full) and the heads train,
+for several epochs, on the cached boundary states. Inference runs the very same lower -> upper path
+(monitor/nn.py).
 
-Loss: cross-entropy per head, each example counting only for the head its label belongs to (the other is
-masked), weighted by the example weight (FPB agreement); loss = sentiment term + topic term.
-Batches: shuffled, then length-bucketed (sorted within pools of 50 batches) so padding stays small.
-Early stopping on the mean validation weighted F1 of the sources (FPB, tweet sentiment, tweet topic);
-checkpoints (trainable state + optimizer + scheduler + RNG) every ``checkpoint_every`` steps so
-``finpulse train`` resumes after an interruption.
+Data: the shared benchmark sets (FPB, tweet sentiment, tweet topic; validation splits carved with a fixed
+seed), the real headlines of ``real-headlines-labeled`` (its ``train`` split trains, its ``val`` split only
+validates) and our own labels of further archive headlines (training/labels/, train only). A text that appears
+in any validation set never trains. A headline with both labels is one item (one forward pass, two loss terms).
+
+Loss: cross-entropy per head (optional label smoothing and class weights), each item counting only for the
+heads it has labels for, weighted by the example weight (FPB agreement); loss = sentiment term + topic term.
+Model selection: the mean validation weighted F1 over the sources; optional averaging of the best evaluations'
+weights. Calibration: one temperature per head fitted on the real-headline validation logits.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import random
+import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from monitor.nn import Mode, ModelSpec, Pooling, build_network, save_network
-from monitor.settings import DEFAULT_MODEL_DIR, ModelSettings
+from monitor.nn import DOMAIN_ADAPTER, ModelSpec, build_network, load_weights, read_spec, save_network
+from monitor.settings import ModelSettings
+from training.batches import NO_LABEL, Items, build_items
+from training.calibrate import ece_of, fit_temperature
+from training.config import TrainConfig, make_spec
 from training.data import (
     DEFAULT_DATA_DIR,
+    EXTRA_LABELS,
     LABELS,
+    DataSource,
     Example,
+    extra_real_labels,
+    file_sha256,
     load_labelled,
+    norm_text,
+    real_headlines,
     shared_datasets,
     split_train_val,
     subsample,
     write_csv,
 )
-from training.evaluate import classification_report
-from training.features import FeatureSet, cache_key, collate, compute_features
+from training.features import FeatureSet, cache_key, compute_features
+from training.loop import ValSet, fit, predict_items, source_metrics
 
 if TYPE_CHECKING:
     import torch
     from torch import nn
 
 log = logging.getLogger(__name__)
+REAL_PREFIX = "real"
 
 
-@dataclass(frozen=True, slots=True)
-class TrainConfig:
-    out_dir: str = str(DEFAULT_MODEL_DIR)
-    data_dir: str = str(DEFAULT_DATA_DIR)
-    extra_data: tuple[str, ...] = ()  # "sentiment:PATH" / "topic:PATH" (text,label CSV/JSONL)
-    use_shared: bool = True
-    mode: Mode = "lora"
-    num_layers: int | None = 24
-    split_layer: int | None = 12
-    pooling: Pooling = "mean"
-    max_length: int = 64
-    epochs: int = 3
-    lr: float = 5e-4  # LoRA / trained layers
-    head_lr: float = 2e-3
-    weight_decay: float = 0.01
-    warmup_frac: float = 0.05
-    train_batch_size: int = 32
-    lora_r: int = 16
-    lora_alpha: int = 32
-    max_topic_examples: int | None = None
-    fpb_min_agreement: int = 50
-    val_fraction: float = 0.1
-    seed: int = 13
-    evals_per_epoch: int = 2
-    patience: int = 4
-    checkpoint_every: int = 100
-    max_steps: int | None = None
-    max_minutes: float | None = None  # wall-clock budget for the optimisation loop
-    work_dir: str | None = None
-    progress: bool = True
-
-
-def make_spec(config: TrainConfig, backbone: str) -> ModelSpec:
-    return ModelSpec(
-        backbone=backbone,
-        num_layers=config.num_layers,
-        split_layer=config.split_layer,
-        pooling=config.pooling,
-        mode=config.mode,
-        max_length=config.max_length,
-        lora_r=config.lora_r,
-        lora_alpha=config.lora_alpha,
-    )
-
-
-def masked_loss(
-    topic_logits: torch.Tensor,
-    sent_logits: torch.Tensor,
-    topic_y: torch.Tensor,
-    sent_y: torch.Tensor,
-    weight: torch.Tensor,
-) -> torch.Tensor:
-    """Weighted CE per head; label -1 = no label for that head (masked). Empty heads contribute 0."""
-    import torch.nn.functional as F
-
-    total = topic_logits.new_zeros(())
-    for logits, y in ((topic_logits, topic_y), (sent_logits, sent_y)):
-        keep = y >= 0
-        if keep.any():
-            ce = F.cross_entropy(logits[keep].float(), y[keep], reduction="none")
-            total = total + (ce * weight[keep]).sum() / weight[keep].sum()
-    return total
-
-
-def label_tensors(examples: list[Example], idx: list[int], spec: ModelSpec) -> tuple[Any, Any, Any]:
-    import torch
-
-    topic = [spec.topics.index(examples[i].label) if examples[i].task == "topic" else -1 for i in idx]
-    sent = [spec.sentiments.index(examples[i].label) if examples[i].task == "sentiment" else -1 for i in idx]
-    weight = [examples[i].weight for i in idx]
-    return torch.tensor(topic), torch.tensor(sent), torch.tensor(weight, dtype=torch.float32)
-
-
-def bucketed_batches(lengths: list[int], batch_size: int, seed: int, pool: int = 50) -> list[list[int]]:
-    """Shuffle, sort by length inside pools of ``pool`` batches, cut, shuffle the batches (deterministic)."""
-    rng = random.Random(seed)
-    order = list(range(len(lengths)))
-    rng.shuffle(order)
-    batches = []
-    span = batch_size * pool
-    for start in range(0, len(order), span):
-        chunk = sorted(order[start : start + span], key=lambda i: lengths[i])
-        batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
-    rng.shuffle(batches)
-    return batches
-
-
-def load_examples(config: TrainConfig) -> tuple[list[Example], list[Example], list[Any]]:
+def load_examples(config: TrainConfig) -> tuple[list[Example], list[Example], list[DataSource]]:
     """Train/validation examples and data provenance (for the card)."""
-    from training.data import DataSource, file_sha256
-
-    examples: list[Example] = []
-    sources: list[Any] = []
+    data_dir = Path(config.data_dir) if config.data_dir else DEFAULT_DATA_DIR
+    carved: list[Example] = []
+    sources: list[DataSource] = []
     if config.use_shared:
-        examples, sources = shared_datasets(Path(config.data_dir), config.fpb_min_agreement)
-        examples = subsample(examples, "tweet-topic", config.max_topic_examples, config.seed)
+        carved, sources = shared_datasets(data_dir, config.fpb_min_agreement)
+        carved = subsample(carved, "tweet-topic", config.max_topic_examples, config.seed)
     for item in config.extra_data:
         task, _, path = item.partition(":")
         if task not in LABELS:
             raise ValueError(f"--extra expects TASK:PATH with TASK sentiment|topic, got {item!r}")
         extra = load_labelled(Path(path), task)  # type: ignore[arg-type]
-        examples += extra
+        carved += extra
         sources.append(
-            DataSource(Path(path).stem, path, file_sha256(Path(path)), "user-supplied", len(extra))
+            DataSource(Path(path).stem, Path(path).name, file_sha256(Path(path)), "user-supplied", len(extra))
         )
-    train, val = split_train_val(examples, config.val_fraction, config.seed)
-    return train, val, sources
+    train, val = split_train_val(carved, config.val_fraction, config.seed) if carved else ([], [])
+    if config.use_real:
+        real_train, real_val, real_source = real_headlines(data_dir)
+        ours, ours_source = extra_real_labels(
+            data_dir, Path(config.real_labels) if config.real_labels else EXTRA_LABELS
+        )
+        train, val = train + real_train + ours, val + real_val
+        sources += [real_source, ours_source]
+    held_out = {norm_text(e.text) for e in val}
+    return [e for e in train if norm_text(e.text) not in held_out], val, sources
 
 
-def evaluate_features(
-    net: nn.Module, feats: FeatureSet, examples: list[Example], spec: ModelSpec, device: str, bf16: bool
-) -> dict[str, dict[str, Any]]:
-    """Weighted/macro F1 per source on precomputed features (used for early stopping)."""
+def warm_start(net: nn.Module, spec: ModelSpec, model_dir: Path) -> None:
+    """Initialise heads and adapters from a trained model directory of the same architecture."""
+    theirs, _ = read_spec(model_dir)
+    fields = ("backbone", "num_layers", "split_layer", "pooling", "mode", "lora_r", "topics", "sentiments")
+    differ = [f for f in fields if getattr(theirs, f) != getattr(spec, f)]
+    if differ:
+        raise ValueError(f"--init-from {model_dir}: its {', '.join(differ)} differ from this run's")
+    load_weights(net, model_dir / "weights.safetensors")
+    log.info("warm start from %s", model_dir)
+
+
+def calibrate(
+    spec: ModelSpec, val: ValSet, topic: torch.Tensor, sent: torch.Tensor
+) -> tuple[ModelSpec, dict[str, Any]]:
+    """Per-head temperatures fitted on the real-headline validation items (all validation items without them)."""
     import torch
 
-    net.eval()
-    preds: list[str] = [""] * len(examples)
-    order = sorted(range(len(examples)), key=lambda i: feats.items[i].shape[0])
-    device_type = "cuda" if device.startswith("cuda") else "cpu"
-    with torch.inference_mode(), torch.autocast(device_type, dtype=torch.bfloat16, enabled=bf16):
-        for start in range(0, len(order), 128):
-            idx = order[start : start + 128]
-            x, mask = collate(feats, idx)
-            t, s = net.upper(x.to(device), mask.to(device))
-            for row, i in enumerate(idx):
-                head, names = (t, spec.topics) if examples[i].task == "topic" else (s, spec.sentiments)
-                preds[i] = names[int(head[row].argmax())]
-    net.train()
-    out = {}
-    for source in sorted({e.source for e in examples}):
-        idx = [i for i, e in enumerate(examples) if e.source == source]
-        task = examples[idx[0]].task
-        rep = classification_report([examples[i].label for i in idx], [preds[i] for i in idx], LABELS[task])
-        out[source] = {
-            "task": task,
-            "weighted_f1": rep.weighted_f1,
-            "macro_f1": rep.macro_f1,
-            "accuracy": rep.accuracy,
-            "n": rep.n,
+    report: dict[str, Any] = {}
+    temps = {}
+    for head, logits, labels in (("topic", topic, val.items.topic), ("sentiment", sent, val.items.sentiment)):
+        real = {
+            val.item_of[i]
+            for i, e in enumerate(val.examples)
+            if e.source.startswith(REAL_PREFIX) and e.task == head
         }
-    return out
+        rows = sorted(real) or [i for i, y in enumerate(labels) if y != NO_LABEL]
+        x, y = logits[rows], torch.tensor([labels[i] for i in rows])
+        temps[head] = fit_temperature(x, y)
+        half = len(rows) // 2  # cross-fitted ECE: fit on one half, measure on the other (and back)
+        cross = [
+            ece_of(x[b], y[b].tolist(), fit_temperature(x[a], y[a]))
+            for a, b in ((slice(0, half), slice(half, None)), (slice(half, None), slice(0, half)))
+        ]
+        report[head] = {
+            "temperature": temps[head],
+            "n": len(rows),
+            "ece_before": ece_of(x, y.tolist()),
+            "ece_after": ece_of(x, y.tolist(), temps[head]),
+            "ece_cross_fitted": round(sum(cross) / 2, 4),
+        }
+    log.info("calibration: %s", report)
+    return dataclasses.replace(
+        spec, topic_temperature=temps["topic"], sentiment_temperature=temps["sentiment"]
+    ), report
 
 
-def _score(metrics: dict[str, dict[str, Any]]) -> float:
-    return sum(m["weighted_f1"] for m in metrics.values()) / max(len(metrics), 1)
+def _features(
+    net: nn.Module,
+    tokenizer: Any,
+    texts: list[str],
+    spec: ModelSpec,
+    backbone_dir: Path,
+    config: TrainConfig,
+    model: ModelSettings,
+    device: str,
+    bf16: bool,
+) -> FeatureSet:
+    root = Path(config.work_dir or Path(model.cache_dir) / "train")
+    return compute_features(
+        net,
+        tokenizer,
+        texts,
+        spec,
+        root / f"features-{cache_key(spec, backbone_dir)}",
+        device,
+        bf16,
+        progress=config.progress,
+    )
 
 
 def run_training(config: TrainConfig, model: ModelSettings) -> Path:
-    """Train, pick the best validation checkpoint, save the model directory with its card."""
+    """Train, pick the best validation checkpoint, calibrate, save the model directory with its card."""
     import torch
     from transformers import AutoModel, AutoTokenizer
 
     from monitor.backbone import resolve_backbone
     from monitor.classify import resolve_device, use_bf16
-    from training.loop import TrainState, fit
 
     started = time.time()
     if model.threads > 0:
@@ -210,40 +177,79 @@ def run_training(config: TrainConfig, model: ModelSettings) -> Path:
     backbone_dir = resolve_backbone(model.backbone, model.cache_dir)
     spec = make_spec(config, model.backbone)
     train, val, sources = load_examples(config)
-    log.info("examples: %d train, %d validation; device %s, bf16 %s", len(train), len(val), device, bf16)
+    items, _ = build_items(train, spec)
+    val_items, val_item_of = build_items(val, spec)
+    log.info(
+        "examples: %d train (%d texts), %d validation; device %s, bf16 %s",
+        len(train),
+        len(items),
+        len(val),
+        device,
+        bf16,
+    )
 
     tokenizer = AutoTokenizer.from_pretrained(backbone_dir)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    net = build_network(AutoModel.from_pretrained(backbone_dir, dtype=torch.float32), spec).to(device)
-    texts = [e.text for e in train + val]
-    work = Path(config.work_dir or Path(model.cache_dir) / "train") / cache_key(spec, backbone_dir, texts)
-    work.mkdir(parents=True, exist_ok=True)
+    domain_state = None
+    if config.domain_adapter:
+        from safetensors.torch import load_file
+
+        domain_state = load_file(config.domain_adapter)
+        spec = dataclasses.replace(spec, domain_adapted=True)
+    net = build_network(AutoModel.from_pretrained(backbone_dir, dtype=torch.float32), spec, domain_state).to(
+        device
+    )
+    if config.init_from:
+        warm_start(net, spec, Path(config.init_from))
     t0 = time.time()
-    feats = compute_features(
-        net, tokenizer, texts, spec, work / "features", device, bf16, progress=config.progress
+    feats = _features(
+        net, tokenizer, items.texts + val_items.texts, spec, backbone_dir, config, model, device, bf16
     )
     feature_seconds = time.time() - t0
-    train_feats, val_feats = FeatureSet(feats.items[: len(train)]), FeatureSet(feats.items[len(train) :])
+    train_feats, val_feats = FeatureSet(feats.items[: len(items)]), FeatureSet(feats.items[len(items) :])
+    valset = ValSet(val, val_items, val_item_of, val_feats)
+    work = Path(config.work_dir or Path(model.cache_dir) / "train")
+    work.mkdir(parents=True, exist_ok=True)
 
     budget = config.max_minutes * 60 if config.max_minutes else None
-    state: TrainState = fit(net, train, val, train_feats, val_feats, spec, config, work, device, bf16, budget)
-    net.load_state_dict(state.best_state, strict=False)
+    state, weights = fit(net, items, train_feats, valset, spec, config, work, device, bf16, budget)
+    net.load_state_dict(weights, strict=False)
+    calibration: dict[str, Any] = {}
+    if config.calibrate:
+        spec, calibration = calibrate(spec, valset, *predict_items(net, val_feats, device, bf16))
     out_dir = Path(config.out_dir)
-    version = f"{out_dir.name}-{time.strftime('%Y%m%d')}-{state.best_step}"
+    version = f"{out_dir.name}-{time.strftime('%Y%m%d')}-{state.best_step if state.best_step >= 0 else 'avg'}"
     save_network(net.cpu(), tokenizer, spec, out_dir, version)
+    if domain_state is not None:
+        shutil.copyfile(str(config.domain_adapter), out_dir / DOMAIN_ADAPTER)
     for source in sorted({e.source for e in val}):
         write_csv([e for e in val if e.source == source], work / "val" / f"{source}.csv")
 
     from training.card import final_validation, write_card
 
-    final = final_validation(out_dir, val, model.model_copy(update={"path": str(out_dir)}))
+    final = (
+        final_validation(out_dir, val, model.model_copy(update={"path": str(out_dir)}))
+        if config.final_eval
+        else source_metrics(valset, *predict_items(net, val_feats, device, bf16), spec)
+    )
     timings = {
         "features_s": round(feature_seconds),
         "train_s": round(state.train_seconds),
         "total_s": round(time.time() - started),
     }
-    write_card(out_dir, spec, asdict(config), sources, final, state.history, timings, len(train), len(val))
+    config_dict = {**asdict(config), "out_dir": out_dir.name, "data_dir": None, "work_dir": None}
+    write_card(
+        out_dir, spec, config_dict, sources, final, state.history, timings, len(train), len(val), calibration
+    )
     (work / "final_metrics.json").write_text(json.dumps(final, indent=2))
-    log.info("saved %s (best step %d): %s", out_dir, state.best_step, json.dumps(final))
+    log.info(
+        "saved %s (best step %s): %s",
+        out_dir,
+        state.best_step,
+        json.dumps({k: v["weighted_f1"] for k, v in final.items()}),
+    )
     return out_dir
+
+
+__all__ = ["Items", "TrainConfig", "load_examples", "run_training"]
