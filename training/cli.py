@@ -173,6 +173,9 @@ def add_commands(sub: Any) -> None:
         const=False,
         help="leave out the real headlines (real-headlines-labeled and training/labels)",
     )
+    p.add_argument(
+        "--real-labels", dest="real_labels", help="labels of archive headlines (key,sentiment,topic CSV)"
+    )
     p.add_argument("--head-lr", type=float, dest="head_lr")
     p.add_argument("--lora-r", type=int, dest="lora_r")
     p.add_argument("--label-smoothing", type=float, dest="label_smoothing")
