@@ -281,7 +281,7 @@ def merge_domain_adapter(net: Any, spec: ModelSpec, state: dict[str, Any]) -> No
 
 def lora_state(net: nn.Module) -> dict[str, torch.Tensor]:
     """Only the LoRA tensors of ``net`` (what a domain adapter file stores)."""
-    return {n: p.detach().float().cpu().contiguous() for n, p in net.named_parameters() if ".lora_" in n}
+    return {n: p.detach().float().cpu().clone() for n, p in net.named_parameters() if ".lora_" in n}
 
 
 def merge_lora(net: nn.Module) -> int:
@@ -299,8 +299,10 @@ def merge_lora(net: nn.Module) -> int:
 
 
 def trained_state(net: nn.Module) -> dict[str, torch.Tensor]:
-    """The parameters a model directory stores: whatever requires grad (heads, LoRA, trained layers)."""
-    return {n: p.detach().float().cpu().contiguous() for n, p in net.named_parameters() if p.requires_grad}
+    """A copy of the parameters a model directory stores: whatever requires grad (heads, LoRA, trained layers).
+    Copied, never aliased: ``.float().cpu()`` of an fp32 CPU tensor is the live parameter itself, and a kept
+    "best" state must not move on with training."""
+    return {n: p.detach().float().cpu().clone() for n, p in net.named_parameters() if p.requires_grad}
 
 
 def save_network(net: nn.Module, tokenizer: Any, spec: ModelSpec, out_dir: Path, version: str) -> None:

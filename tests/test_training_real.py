@@ -285,3 +285,16 @@ def test_warm_started_calibrated_run_with_a_domain_adapter(
         ["Company 999 shares plunge after profit warning", "Company 7 shares soar after record profit"]
     )
     assert [t.sentiment for t in tags] == ["negative", "positive"]
+
+
+def test_a_kept_state_does_not_move_on_with_training() -> None:
+    from monitor.classify import tiny_random_network
+    from monitor.nn import trained_state
+
+    net = tiny_random_network()
+    kept = trained_state(net)
+    name, param = next((n, p) for n, p in net.named_parameters() if p.requires_grad)
+    before = kept[name].clone()
+    with torch.no_grad():
+        param.add_(1.0)
+    torch.testing.assert_close(kept[name], before)
