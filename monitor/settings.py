@@ -9,6 +9,8 @@ public contract names such as ``FINPULSE_KAFKA_BOOTSTRAP`` need a single ``_``.)
 
 from __future__ import annotations
 
+import tempfile
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -60,7 +62,9 @@ class KafkaSettings(_Section):
 
 
 class DatabaseSettings(_Section):
-    url: str = "sqlite:///./data/finpulse.db"
+    url: SecretStr = SecretStr("sqlite:///./data/finpulse.db")
+    """FINPULSE_DATABASE_URL: any SQLAlchemy URL; a secret (it may hold a password): never printed, and
+    shown only through ``monitor.store.mask_url``."""
     echo: bool = False
 
 
@@ -72,6 +76,12 @@ class WorkerSettings(_Section):
     max_message_bytes: int = 1_000_000
     max_title_chars: int = 1_000
     max_body_chars: int = 100_000
+    max_tickers: int = Field(default=32, ge=1, le=1000)
+    """FINPULSE_WORKER_MAX_TICKERS: most tickers per item (given + cashtags); more goes to the DLQ."""
+    earliest_published_at: datetime = datetime(1970, 1, 1, tzinfo=UTC)
+    """FINPULSE_WORKER_EARLIEST_PUBLISHED_AT: items dated before this go to the DLQ."""
+    max_future_hours: float = Field(default=24.0, ge=0)
+    """FINPULSE_WORKER_MAX_FUTURE_HOURS: items dated more than this after now go to the DLQ."""
     # Worst-case seconds one item may take through the model; max_poll_interval_ms is derived from it.
     seconds_per_item_budget: float = 2.0
 
@@ -153,6 +163,12 @@ class DashboardSettings(_Section):
     host: str = "127.0.0.1"
 
 
+class HealthSettings(_Section):
+    dir: str = str(Path(tempfile.gettempdir()) / "finpulse-health")
+    """FINPULSE_HEALTH_DIR: where worker, scheduler and ingest record their last progress
+    (``finpulse healthcheck worker|scheduler|ingest`` reads it)."""
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="FINPULSE_",
@@ -169,6 +185,7 @@ class Settings(BaseSettings):
     model: ModelSettings = ModelSettings()
     alerts: AlertSettings = AlertSettings()
     dashboard: DashboardSettings = DashboardSettings()
+    health: HealthSettings = HealthSettings()
 
     def with_overrides(self, **sections: dict[str, Any]) -> Settings:
         """A copy with some fields replaced, e.g. ``with_overrides(kafka={"bootstrap": "h:9092"})``.
@@ -176,8 +193,9 @@ class Settings(BaseSettings):
         updates: dict[str, Any] = {}
         for name, values in sections.items():
             clean = {k: v for k, v in values.items() if v is not None}
-            if clean:
-                updates[name] = getattr(self, name).model_copy(update=clean)
+            if clean:  # validated, so a plain string for a SecretStr field becomes a SecretStr
+                section = getattr(self, name)
+                updates[name] = type(section).model_validate({**section.model_dump(), **clean})
         return self.model_copy(update=updates)
 
 
