@@ -26,12 +26,16 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--max-wait-ms", type=int)
     p.add_argument("--model", help="model directory, or tiny-random / noop")
     p.add_argument("--device", help="auto, cpu, cuda, cuda:N")
-    p.add_argument("--compile", choices=["auto", "on", "off"], help="torch.compile the model (FINPULSE_MODEL_COMPILE)")
+    p.add_argument(
+        "--compile", choices=["auto", "on", "off"], help="torch.compile the model (FINPULSE_MODEL_COMPILE)"
+    )
     p.add_argument("--group", help="consumer group id")
     p.add_argument("--metrics-port", type=int, help="Prometheus port (0 = off)")
     p.set_defaults(func=_worker)
 
-    ingest = sub.add_parser("ingest", help="publish news to Kafka").add_subparsers(dest="source", metavar="SOURCE")
+    ingest = sub.add_parser("ingest", help="publish news to Kafka").add_subparsers(
+        dest="source", metavar="SOURCE"
+    )
     r = ingest.add_parser("replay", help="replay a CSV/JSONL file in time order")
     r.add_argument("file", type=Path)
     r.add_argument("--speed", type=float, default=0.0, help="X times real time; 0 = as fast as possible")
@@ -72,8 +76,17 @@ def add_commands(sub: Any) -> None:
     d.set_defaults(func=_db_init)
 
     h = sub.add_parser("healthcheck", help="exit 0 when a component is healthy (for compose)")
-    h.add_argument("what", choices=["kafka", "db", "http"])
+    h.add_argument(
+        "what",
+        choices=["kafka", "db", "http", "worker", "scheduler", "ingest"],
+        help="worker / scheduler / ingest: made progress within --max-age (FINPULSE_HEALTH_DIR)",
+    )
     h.add_argument("--url", help="for http: the URL to GET (e.g. http://127.0.0.1:9108/metrics)")
+    h.add_argument(
+        "--max-age",
+        type=float,
+        help="seconds since the last progress (worker 120, scheduler 3 intervals + 60, ingest 900)",
+    )
     h.set_defaults(func=_healthcheck)
 
     p = sub.add_parser("run", help="all-in-one embedded run: broker, worker, scheduler, dashboard, demo")
@@ -93,7 +106,11 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     from monitor.worker import run_worker
 
     s = settings.with_overrides(
-        worker={"batch_size": args.batch_size, "max_wait_ms": args.max_wait_ms, "metrics_port": args.metrics_port},
+        worker={
+            "batch_size": args.batch_size,
+            "max_wait_ms": args.max_wait_ms,
+            "metrics_port": args.metrics_port,
+        },
         model={"path": args.model, "device": args.device, "compile": args.compile},
         kafka={"group": args.group},
     )
@@ -118,8 +135,17 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
     from monitor.ingest.producer import message_key
     from monitor.ingest.replay import ColumnMap, load_items, paced
 
-    cols = ColumnMap(args.title_column, args.time_column, args.source_column, args.url_column,
-                     args.tickers_column, args.id_column, args.body_column, args.default_source, args.timezone)
+    cols = ColumnMap(
+        args.title_column,
+        args.time_column,
+        args.source_column,
+        args.url_column,
+        args.tickers_column,
+        args.id_column,
+        args.body_column,
+        args.default_source,
+        args.timezone,
+    )
     items, errors = load_items(args.file, cols)
     for e in errors[:20]:
         log.warning("skipped %s", e)
@@ -128,8 +154,9 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
     producer, _ = _flush_publisher(settings)
     topic = settings.kafka.topic_raw
     try:
-        bar = tqdm(paced(items, args.speed), total=len(items), unit="item", disable=args.no_progress,
-                   file=sys.stderr)
+        bar = tqdm(
+            paced(items, args.speed), total=len(items), unit="item", disable=args.no_progress, file=sys.stderr
+        )
         for item in bar:
             producer.send(topic, key=message_key(item), value=item.to_json())
         producer.flush()
@@ -166,15 +193,26 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
 
     from monitor.ingest.demo import DemoConfig, backfill, live
 
-    cfg = DemoConfig(args.rate, args.negative_share, args.incident_ticker, args.incident_after,
-                     args.incident_duration, args.incident_rate, args.backfill_hours, args.backfill_rate, args.seed)
+    cfg = DemoConfig(
+        args.rate,
+        args.negative_share,
+        args.incident_ticker,
+        args.incident_after,
+        args.incident_duration,
+        args.incident_rate,
+        args.backfill_hours,
+        args.backfill_rate,
+        args.seed,
+    )
     stop = _stop_on_signals()
     producer, publish = _flush_publisher(settings)
     try:
         history = backfill(cfg, datetime.now(UTC))
         if history:
             publish(history)
-            log.info("demo: published %d backfill items (%.0f h of history)", len(history), cfg.backfill_hours)
+            log.info(
+                "demo: published %d backfill items (%.0f h of history)", len(history), cfg.backfill_hours
+            )
         n = 0
         for item in live(cfg, lambda: datetime.now(UTC), stop):
             publish([item])
@@ -194,7 +232,25 @@ def _db_init(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _progress_healthcheck(args: argparse.Namespace, settings: Settings) -> int:
+    import time
+
+    from monitor.health import judge
+
+    default = {"worker": 120.0, "scheduler": 3.0 * settings.alerts.interval_seconds + 60, "ingest": 900.0}
+    verdict = judge(
+        Path(settings.health.dir) / f"{args.what}.json", args.max_age or default[args.what], time.time()
+    )
+    print(
+        ("ok: " if verdict.healthy else "unhealthy: ") + f"{args.what} {verdict.message}",
+        file=sys.stdout if verdict.healthy else sys.stderr,
+    )
+    return 0 if verdict.healthy else 1
+
+
 def _healthcheck(args: argparse.Namespace, settings: Settings) -> int:
+    if args.what in ("worker", "scheduler", "ingest"):
+        return _progress_healthcheck(args, settings)
     try:
         if args.what == "kafka":
             from kafka import KafkaAdminClient

@@ -1,10 +1,10 @@
 """Polling that survives what the fetch path can raise.
 
 kafka-python decodes record batches inside ``poll()``: a batch it cannot read (a codec whose library is
-missing, a corrupt batch from a foreign producer) raises there, on every poll, for as long as the batch is
-next. ``SafePoller`` turns that into a logged, retried fault: it finds the partition whose fetch fails by
-polling each assigned partition alone, pauses that one (the others keep flowing) and tries it again later with
-back-off. Nothing is skipped: the paused partition resumes at the same offset once it can be read.
+missing, a corrupt batch from a foreign producer) raises there — and kafka-python 3.0 then spins forever in
+the next poll on the half-read batch. ``SafePoller`` turns that into a logged, retried fault: it drops the
+half-read batch, pauses its partition (the others keep flowing) and tries it again later with back-off
+(1 s → 60 s). Nothing is skipped: the paused partition resumes at the same offset once it can be read.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ class SafePoller:
         try:
             polled: Polled = self.consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
         except Exception as exc:  # noqa: BLE001 - any fetch/decode failure is a fault to isolate, not an exit
-            return self._isolate(exc, max_records)
+            return self._isolate(exc)
         self._blind_delay = 0.5
         for tp in polled:
             self.quarantine.clear(tp)  # it delivered records again
@@ -80,35 +80,42 @@ class SafePoller:
                 log.info("retrying paused partition %s[%d]", tp.topic, tp.partition)
                 self.consumer.resume(tp)
 
-    def _isolate(self, exc: Exception, max_records: int) -> Polled:
+    def _isolate(self, exc: Exception) -> Polled:
         reason = describe(exc)
         self.on_fault(f"poll: {reason}")
-        log.warning("poll failed (%s); looking for the partition whose fetch fails", reason)
-        active = [tp for tp in self.consumer.assignment() if tp not in self.consumer.paused()]
-        polled: Polled = {}
-        culprits = []
-        for tp in active:
-            others = [o for o in active if o != tp]
-            self.consumer.pause(*others)
-            try:
-                for k, v in self.consumer.poll(timeout_ms=200, max_records=max_records).items():
-                    polled.setdefault(k, []).extend(v)
-            except Exception as one:  # noqa: BLE001
-                culprits.append((tp, describe(one)))
-            finally:
-                self.consumer.resume(*others)
-        now = self.clock()
-        for tp, why in culprits:
-            self.consumer.pause(tp)
-            wait = self.quarantine.add(tp, why, now)
-            log.error(
-                "partition %s[%d] paused for %.0f s: its records cannot be fetched (%s)",
-                tp.topic,
-                tp.partition,
-                wait,
-                why,
-            )
-        if not culprits:  # not tied to one partition (or it cleared): back off the whole poll
+        tp = discard_broken_fetch(self.consumer)
+        if tp is None:  # not tied to one partition: back off the whole poll
+            log.warning("poll failed (%s); retrying in %.1f s", reason, self._blind_delay)
             time.sleep(self._blind_delay)
             self._blind_delay = min(30.0, self._blind_delay * 2)
-        return polled
+            return {}
+        self.consumer.pause(tp)
+        wait = self.quarantine.add(tp, reason, self.clock())
+        log.error(
+            "partition %s[%d] paused for %.0f s: its records cannot be read (%s); nothing is skipped, it "
+            "resumes at the same offset",
+            tp.topic,
+            tp.partition,
+            wait,
+            reason,
+        )
+        return {}
+
+
+def discard_broken_fetch(consumer: KafkaConsumer) -> TopicPartition | None:
+    """The partition whose half-read batch made ``poll()`` raise, after dropping that batch.
+
+    kafka-python 3.0 keeps the failed batch "in line" with an exhausted iterator, and every later poll spins
+    on it forever (``take()`` returns nothing, nothing drains it). Draining it makes the fetcher fetch the same
+    offset again later. Reaches into the fetcher's private state, checked attribute by attribute."""
+    fetcher = getattr(consumer, "_fetcher", None)
+    part = getattr(fetcher, "_next_partition_records", None)
+    if fetcher is None or part is None:
+        return None
+    tp = getattr(part, "topic_partition", None)
+    try:
+        part.drain()
+    finally:
+        fetcher._next_partition_records = None
+        fetcher._next_in_line_exception_metadata = None
+    return tp if isinstance(tp, TopicPartition) else None
