@@ -122,9 +122,8 @@ def _flush_publisher(settings: Settings) -> tuple[Any, Any]:
 
     producer = open_producer(settings)
 
-    def publish(items: list[Any]) -> None:
+    def publish(items: list[Any]) -> None:  # raises SendFailed unless every send was acknowledged
         send_items(producer, settings.kafka.topic_raw, items)
-        producer.flush()
 
     return producer, publish
 
@@ -132,7 +131,6 @@ def _flush_publisher(settings: Settings) -> tuple[Any, Any]:
 def _replay(args: argparse.Namespace, settings: Settings) -> int:
     from tqdm import tqdm
 
-    from monitor.ingest.producer import message_key
     from monitor.ingest.replay import ColumnMap, load_items, paced
 
     cols = ColumnMap(
@@ -153,17 +151,34 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
         log.warning("… and %d more rows skipped", len(errors) - 20)
     producer, _ = _flush_publisher(settings)
     topic = settings.kafka.topic_raw
+    sent = failed = 0
     try:
         bar = tqdm(
             paced(items, args.speed), total=len(items), unit="item", disable=args.no_progress, file=sys.stderr
         )
-        for item in bar:
-            producer.send(topic, key=message_key(item), value=item.to_json())
-        producer.flush()
+        chunk: list[Any] = []
+        for item in bar:  # acknowledged in chunks, so a failed send is counted, never reported as sent
+            chunk.append(item)
+            if len(chunk) >= 500 or args.speed > 0:
+                sent, failed = _send_counted(producer, topic, chunk, sent, failed)
+                chunk = []
+        sent, failed = _send_counted(producer, topic, chunk, sent, failed)
     finally:
         producer.close()
-    print(json.dumps({"sent": len(items), "skipped": len(errors), "topic": topic}))
-    return 0 if items or not errors else 1
+    print(json.dumps({"sent": sent, "failed": failed, "skipped": len(errors), "topic": topic}))
+    return 0 if (items or not errors) and not failed else 1
+
+
+def _send_counted(producer: Any, topic: str, chunk: list[Any], sent: int, failed: int) -> tuple[int, int]:
+    from monitor.ingest.producer import SendFailed, send_items
+
+    if not chunk:
+        return sent, failed
+    try:
+        return sent + send_items(producer, topic, chunk), failed
+    except SendFailed as exc:
+        log.error("%s", exc)
+        return sent + len(chunk) - exc.failed, failed + exc.failed
 
 
 def _stop_on_signals() -> threading.Event:
@@ -176,12 +191,20 @@ def _stop_on_signals() -> threading.Event:
 
 
 def _rss(args: argparse.Namespace, settings: Settings) -> int:
+    from monitor.health import Progress
+    from monitor.ingest.fetch import FetchLimits
     from monitor.ingest.rss import SentState, poll_forever
 
     stop = _stop_on_signals()
+    progress = Progress(settings.health.dir, "ingest")
+    progress.fault("starting: connecting to Kafka")
     producer, publish = _flush_publisher(settings)
+    i = settings.ingest
+    limits = FetchLimits(i.connect_timeout_seconds, i.read_timeout_seconds, i.fetch_timeout_seconds,
+                         i.max_feed_bytes)
     try:
-        n = poll_forever(args.urls, args.interval, SentState(args.state), publish, stop, once=args.once)
+        n = poll_forever(args.urls, args.interval, SentState(args.state), publish, stop, once=args.once,
+                         limits=limits, progress=progress)
     finally:
         producer.close()
     log.info("rss ingest stopped after %d items", n)
@@ -215,7 +238,11 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
             )
         n = 0
         for item in live(cfg, lambda: datetime.now(UTC), stop):
-            publish([item])
+            try:
+                publish([item])
+            except Exception as exc:  # noqa: BLE001 - a failed send is logged and counted, the simulator goes on
+                log.error("demo: item not sent: %s", exc)
+                continue
             n += 1
             if args.count and n >= args.count:
                 break

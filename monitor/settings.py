@@ -163,6 +163,17 @@ class DashboardSettings(_Section):
     host: str = "127.0.0.1"
 
 
+class IngestSettings(_Section):
+    connect_timeout_seconds: float = Field(default=10.0, gt=0)
+    """FINPULSE_INGEST_CONNECT_TIMEOUT_SECONDS: feed connect timeout."""
+    read_timeout_seconds: float = Field(default=30.0, gt=0)
+    """FINPULSE_INGEST_READ_TIMEOUT_SECONDS: longest silence from a feed server."""
+    fetch_timeout_seconds: float = Field(default=60.0, gt=0)
+    """FINPULSE_INGEST_FETCH_TIMEOUT_SECONDS: whole-fetch deadline (a trickling server is cut off)."""
+    max_feed_bytes: int = Field(default=10_000_000, ge=1_000)
+    """FINPULSE_INGEST_MAX_FEED_BYTES: largest feed, after decompression (a gzip bomb stops here)."""
+
+
 class HealthSettings(_Section):
     dir: str = str(Path(tempfile.gettempdir()) / "finpulse-health")
     """FINPULSE_HEALTH_DIR: where worker, scheduler and ingest record their last progress
@@ -186,6 +197,7 @@ class Settings(BaseSettings):
     alerts: AlertSettings = AlertSettings()
     dashboard: DashboardSettings = DashboardSettings()
     health: HealthSettings = HealthSettings()
+    ingest: IngestSettings = IngestSettings()
 
     def with_overrides(self, **sections: dict[str, Any]) -> Settings:
         """A copy with some fields replaced, e.g. ``with_overrides(kafka={"bootstrap": "h:9092"})``.
