@@ -18,6 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from dashboards import data
 from monitor.labels import TOPICS
+from monitor.schema import TICKER_RE
 from monitor.settings import Settings
 from monitor.store import describe_database, make_engine, url_text
 
@@ -154,6 +155,13 @@ def current_filters(ctx: Context) -> tuple[data.Window, data.Filters]:
         include_duplicates=bool(st.session_state.get("include_duplicates", False)),
     )
     return window, filters
+
+
+def ticker_param(value: object) -> str:
+    """A ``?ticker=`` value from the URL, kept only if it is a ticker symbol (anyone can craft the link: text
+    such as ``[login](https://evil)`` must never reach a label or a Markdown element)."""
+    symbol = str(value or "").strip().lstrip("$").upper()
+    return symbol if TICKER_RE.fullmatch(symbol) else ""
 
 
 def literal(text: object) -> str:

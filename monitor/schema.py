@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-_TICKER_RE = re.compile(r"^[A-Z0-9][A-Z0-9.\-]{0,9}$")
+TICKER_RE = re.compile(r"^[A-Z0-9][A-Z0-9.\-]{0,9}$")  # what a ticker symbol may be
 _CASHTAG_RE = re.compile(r"\$([A-Za-z]{1,6})(?![A-Za-z])")
 _WS_RE = re.compile(r"\s+")
 _NORM_STRIP_RE = re.compile(r"[^\w\s]")
@@ -129,7 +129,7 @@ class NewsItem(BaseModel):
             if not isinstance(t, str):
                 raise ValueError("each ticker must be a string")
             sym = t.strip().lstrip("$").upper()
-            if not _TICKER_RE.match(sym):
+            if not TICKER_RE.match(sym):
                 raise ValueError(f"invalid ticker symbol {t!r}")
             out.append(sym)
         return tuple(sorted(set(out)))

@@ -15,7 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -65,7 +65,19 @@ class DatabaseSettings(_Section):
     url: SecretStr = SecretStr("sqlite:///./data/finpulse.db")
     """FINPULSE_DATABASE_URL: any SQLAlchemy URL; a secret (it may hold a password): never printed, and
     shown only through ``monitor.store.mask_url``."""
+    password: SecretStr | None = None
+    """FINPULSE_DATABASE_PASSWORD: the password, given apart from the URL so that any character works
+    (``@ : / ? # %`` would break a URL); it replaces a password in the URL."""
     echo: bool = False
+
+    @model_validator(mode="after")
+    def _with_password(self) -> DatabaseSettings:
+        if self.password is not None and self.password.get_secret_value():
+            from sqlalchemy.engine import make_url
+
+            url = make_url(self.url.get_secret_value()).set(password=self.password.get_secret_value())
+            object.__setattr__(self, "url", SecretStr(url.render_as_string(hide_password=False)))
+        return self
 
 
 class WorkerSettings(_Section):

@@ -142,6 +142,18 @@ def test_tickers_page_ranks_movers_and_draws_a_trend(seeded_url: str, env: pytes
     assert deep.selectbox(key="ticker").value == "UMBR" and len(deep.get("plotly_chart")) == 1
 
 
+@pytest.mark.parametrize("page", ["tickers", "headlines"])
+def test_a_crafted_ticker_link_is_not_rendered(page: str, seeded_url: str, env: pytest.MonkeyPatch) -> None:
+    crafted = "X](https://evil.example/login) **urgent** <img src=x onerror=alert(1)>"
+    at = open_page(page, seeded_url, env, ticker=crafted)
+    rendered = markdown_text(at) + " ".join(str(getattr(e, "label", "")) for e in at.main)
+    if page == "tickers":
+        rendered += " ".join(str(o) for o in at.selectbox(key="ticker").options)
+    else:
+        rendered += at.text_input(key="ticker_filter").value
+    assert "evil.example" not in rendered.lower() and "onerror" not in rendered.lower()
+
+
 def test_alerts_page_lists_states_and_headlines_behind(seeded_url: str, env: pytest.MonkeyPatch) -> None:
     at = open_page("alerts", seeded_url, env)
     assert {m.label: m.value for m in at.metric} == {"Pending": "1", "Sent": "1", "Failed": "1"}
