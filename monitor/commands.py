@@ -71,6 +71,15 @@ def add_commands(sub: Any) -> None:
     r.add_argument("--count", type=int, default=0, help="stop after N live items (0 = run until stopped)")
     r.set_defaults(func=_demo)
 
+    dlq = sub.add_parser("dlq", help="dead-letter topic").add_subparsers(dest="dlq_cmd", metavar="ACTION")
+    d = dlq.add_parser("replay", help="re-publish dead letters to the raw topic once their cause is fixed")
+    d.add_argument("--reason", help="only dead letters whose reason contains this text (case-insensitive)")
+    d.add_argument(
+        "--since", help="only those dead-lettered since: ISO 8601 time or a duration (90m, 2h, 1d)"
+    )
+    d.add_argument("--dry-run", action="store_true", help="count what would be replayed, send nothing")
+    d.set_defaults(func=_dlq_replay)
+
     db = sub.add_parser("db", help="database utilities").add_subparsers(dest="db_cmd", metavar="ACTION")
     d = db.add_parser("init", help="create tables, indexes and the tagged_news view")
     d.set_defaults(func=_db_init)
@@ -200,11 +209,20 @@ def _rss(args: argparse.Namespace, settings: Settings) -> int:
     progress.fault("starting: connecting to Kafka")
     producer, publish = _flush_publisher(settings)
     i = settings.ingest
-    limits = FetchLimits(i.connect_timeout_seconds, i.read_timeout_seconds, i.fetch_timeout_seconds,
-                         i.max_feed_bytes)
+    limits = FetchLimits(
+        i.connect_timeout_seconds, i.read_timeout_seconds, i.fetch_timeout_seconds, i.max_feed_bytes
+    )
     try:
-        n = poll_forever(args.urls, args.interval, SentState(args.state), publish, stop, once=args.once,
-                         limits=limits, progress=progress)
+        n = poll_forever(
+            args.urls,
+            args.interval,
+            SentState(args.state),
+            publish,
+            stop,
+            once=args.once,
+            limits=limits,
+            progress=progress,
+        )
     finally:
         producer.close()
     log.info("rss ingest stopped after %d items", n)
@@ -248,6 +266,30 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
                 break
     finally:
         producer.close()
+    return 0
+
+
+def _dlq_replay(args: argparse.Namespace, settings: Settings) -> int:
+    from datetime import UTC, datetime
+
+    from monitor.dlq import parse_since, read_dead_letters, replay, select
+
+    since = parse_since(args.since, datetime.now(UTC))
+    chosen = select(read_dead_letters(settings.kafka, since), args.reason, since)
+    sent = 0 if args.dry_run else replay(settings.kafka, chosen.replay)
+    print(
+        json.dumps(
+            {
+                "replayed": sent,
+                "selected": len(chosen.replay),
+                "other_reason": chosen.other_reason,
+                "truncated": chosen.truncated,
+                "repeated": chosen.repeated,
+                "dry_run": args.dry_run,
+                "topic": settings.kafka.topic_raw,
+            }
+        )
+    )
     return 0
 
 
