@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from monitor.settings import REPO_ROOT, Settings
+from monitor.store import url_text
 
 APP = Path(__file__).resolve().parent / "app.py"
 DEMO_DB = REPO_ROOT / "data" / "dashboard-demo.db"
@@ -48,7 +49,7 @@ def streamlit_command(settings: Settings, python: str = sys.executable) -> list[
 def streamlit_env(settings: Settings, base: dict[str, str] | None = None) -> dict[str, str]:
     """The child's environment: the resolved database URL (CLI flags included) and the repo on the path."""
     env = dict(os.environ if base is None else base)
-    env["FINPULSE_DATABASE_URL"] = settings.database.url
+    env["FINPULSE_DATABASE_URL"] = url_text(settings.database.url)
     env["FINPULSE_DASHBOARD_REFRESH_SECONDS"] = str(settings.dashboard.refresh_seconds)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
     return env

@@ -13,13 +13,14 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 import streamlit as st
-from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from dashboards import data
 from monitor.labels import TOPICS
+from monitor.schema import TICKER_RE
 from monitor.settings import Settings
-from monitor.store import make_engine
+from monitor.store import describe_database, make_engine, url_text
 
 CONNECT_TIMEOUT_S = 5
 SENTIMENT_COLORS = {"negative": "#d62728", "neutral": "#9e9e9e", "positive": "#2ca02c"}
@@ -34,18 +35,16 @@ class Context:
 
     @property
     def url(self) -> str:
-        return self.settings.database.url
+        return url_text(self.settings.database.url)
 
     @property
     def refresh_seconds(self) -> int:
         return max(1, self.settings.dashboard.refresh_seconds)
 
     def safe_url(self) -> str:
-        """The database URL with any password masked, for messages."""
-        try:
-            return make_url(self.url).render_as_string(hide_password=True)
-        except ArgumentError:  # never echo an unparsable URL: it may hold a password
-            return "(unparsable database URL)"
+        """What a viewer may see of the database: its kind and name (never host, user or password; the
+        dashboard has no login, so it must not hand out where the database lives or who connects)."""
+        return describe_database(self.url)
 
 
 def context() -> Context:
@@ -156,6 +155,13 @@ def current_filters(ctx: Context) -> tuple[data.Window, data.Filters]:
         include_duplicates=bool(st.session_state.get("include_duplicates", False)),
     )
     return window, filters
+
+
+def ticker_param(value: object) -> str:
+    """A ``?ticker=`` value from the URL, kept only if it is a ticker symbol (anyone can craft the link: text
+    such as ``[login](https://evil)`` must never reach a label or a Markdown element)."""
+    symbol = str(value or "").strip().lstrip("$").upper()
+    return symbol if TICKER_RE.fullmatch(symbol) else ""
 
 
 def literal(text: object) -> str:

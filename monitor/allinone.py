@@ -13,6 +13,7 @@ import time
 
 from monitor.broker import free_port, port_open, start_broker
 from monitor.settings import Settings
+from monitor.store import mask_url, url_text
 
 log = logging.getLogger("finpulse.run")
 
@@ -51,7 +52,7 @@ def run_all(settings: Settings, port: int | None = None, model: str | None = Non
         port = wanted if not port_open("127.0.0.1", wanted) else free_port()
     broker = start_broker(port)
     env = {**os.environ, "FINPULSE_KAFKA_BOOTSTRAP": broker.bootstrap,
-           "FINPULSE_DATABASE_URL": settings.database.url,
+           "FINPULSE_DATABASE_URL": url_text(settings.database.url),
            # The demo stream needs a few items/s: skip the worker's 1-3 min torch.compile warm-up unless asked.
            "FINPULSE_MODEL_COMPILE": os.environ.get("FINPULSE_MODEL_COMPILE", "off")}
     stop = threading.Event()
@@ -64,7 +65,7 @@ def run_all(settings: Settings, port: int | None = None, model: str | None = Non
             children.append((name, subprocess.Popen(cmd, env=env, start_new_session=True)))
             log.info("started %s (pid %d)", name, children[-1][1].pid)
         names = ", ".join(n for n, _ in children)
-        print(f"\nFinPulse is running: broker {broker.bootstrap}, database {settings.database.url}\n"
+        print(f"\nFinPulse is running: broker {broker.bootstrap}, database {mask_url(settings.database.url)}\n"
               f"  components: {names}\n"
               f"  dashboard:  http://localhost:{settings.dashboard.port}\n"
               f"  Ctrl-C stops everything.\n", flush=True)

@@ -26,12 +26,16 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--max-wait-ms", type=int)
     p.add_argument("--model", help="model directory, or tiny-random / noop")
     p.add_argument("--device", help="auto, cpu, cuda, cuda:N")
-    p.add_argument("--compile", choices=["auto", "on", "off"], help="torch.compile the model (FINPULSE_MODEL_COMPILE)")
+    p.add_argument(
+        "--compile", choices=["auto", "on", "off"], help="torch.compile the model (FINPULSE_MODEL_COMPILE)"
+    )
     p.add_argument("--group", help="consumer group id")
     p.add_argument("--metrics-port", type=int, help="Prometheus port (0 = off)")
     p.set_defaults(func=_worker)
 
-    ingest = sub.add_parser("ingest", help="publish news to Kafka").add_subparsers(dest="source", metavar="SOURCE")
+    ingest = sub.add_parser("ingest", help="publish news to Kafka").add_subparsers(
+        dest="source", metavar="SOURCE"
+    )
     r = ingest.add_parser("replay", help="replay a CSV/JSONL file in time order")
     r.add_argument("file", type=Path)
     r.add_argument("--speed", type=float, default=0.0, help="X times real time; 0 = as fast as possible")
@@ -67,13 +71,31 @@ def add_commands(sub: Any) -> None:
     r.add_argument("--count", type=int, default=0, help="stop after N live items (0 = run until stopped)")
     r.set_defaults(func=_demo)
 
+    dlq = sub.add_parser("dlq", help="dead-letter topic").add_subparsers(dest="dlq_cmd", metavar="ACTION")
+    d = dlq.add_parser("replay", help="re-publish dead letters to the raw topic once their cause is fixed")
+    d.add_argument("--reason", help="only dead letters whose reason contains this text (case-insensitive)")
+    d.add_argument(
+        "--since", help="only those dead-lettered since: ISO 8601 time or a duration (90m, 2h, 1d)"
+    )
+    d.add_argument("--dry-run", action="store_true", help="count what would be replayed, send nothing")
+    d.set_defaults(func=_dlq_replay)
+
     db = sub.add_parser("db", help="database utilities").add_subparsers(dest="db_cmd", metavar="ACTION")
     d = db.add_parser("init", help="create tables, indexes and the tagged_news view")
     d.set_defaults(func=_db_init)
 
     h = sub.add_parser("healthcheck", help="exit 0 when a component is healthy (for compose)")
-    h.add_argument("what", choices=["kafka", "db", "http"])
+    h.add_argument(
+        "what",
+        choices=["kafka", "db", "http", "worker", "scheduler", "ingest"],
+        help="worker / scheduler / ingest: made progress within --max-age (FINPULSE_HEALTH_DIR)",
+    )
     h.add_argument("--url", help="for http: the URL to GET (e.g. http://127.0.0.1:9108/metrics)")
+    h.add_argument(
+        "--max-age",
+        type=float,
+        help="seconds since the last progress (worker 120, scheduler 3 intervals + 60, ingest 900)",
+    )
     h.set_defaults(func=_healthcheck)
 
     p = sub.add_parser("run", help="all-in-one embedded run: broker, worker, scheduler, dashboard, demo")
@@ -93,7 +115,11 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     from monitor.worker import run_worker
 
     s = settings.with_overrides(
-        worker={"batch_size": args.batch_size, "max_wait_ms": args.max_wait_ms, "metrics_port": args.metrics_port},
+        worker={
+            "batch_size": args.batch_size,
+            "max_wait_ms": args.max_wait_ms,
+            "metrics_port": args.metrics_port,
+        },
         model={"path": args.model, "device": args.device, "compile": args.compile},
         kafka={"group": args.group},
     )
@@ -105,9 +131,8 @@ def _flush_publisher(settings: Settings) -> tuple[Any, Any]:
 
     producer = open_producer(settings)
 
-    def publish(items: list[Any]) -> None:
+    def publish(items: list[Any]) -> None:  # raises SendFailed unless every send was acknowledged
         send_items(producer, settings.kafka.topic_raw, items)
-        producer.flush()
 
     return producer, publish
 
@@ -115,11 +140,19 @@ def _flush_publisher(settings: Settings) -> tuple[Any, Any]:
 def _replay(args: argparse.Namespace, settings: Settings) -> int:
     from tqdm import tqdm
 
-    from monitor.ingest.producer import message_key
     from monitor.ingest.replay import ColumnMap, load_items, paced
 
-    cols = ColumnMap(args.title_column, args.time_column, args.source_column, args.url_column,
-                     args.tickers_column, args.id_column, args.body_column, args.default_source, args.timezone)
+    cols = ColumnMap(
+        args.title_column,
+        args.time_column,
+        args.source_column,
+        args.url_column,
+        args.tickers_column,
+        args.id_column,
+        args.body_column,
+        args.default_source,
+        args.timezone,
+    )
     items, errors = load_items(args.file, cols)
     for e in errors[:20]:
         log.warning("skipped %s", e)
@@ -127,16 +160,34 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
         log.warning("… and %d more rows skipped", len(errors) - 20)
     producer, _ = _flush_publisher(settings)
     topic = settings.kafka.topic_raw
+    sent = failed = 0
     try:
-        bar = tqdm(paced(items, args.speed), total=len(items), unit="item", disable=args.no_progress,
-                   file=sys.stderr)
-        for item in bar:
-            producer.send(topic, key=message_key(item), value=item.to_json())
-        producer.flush()
+        bar = tqdm(
+            paced(items, args.speed), total=len(items), unit="item", disable=args.no_progress, file=sys.stderr
+        )
+        chunk: list[Any] = []
+        for item in bar:  # acknowledged in chunks, so a failed send is counted, never reported as sent
+            chunk.append(item)
+            if len(chunk) >= 500 or args.speed > 0:
+                sent, failed = _send_counted(producer, topic, chunk, sent, failed)
+                chunk = []
+        sent, failed = _send_counted(producer, topic, chunk, sent, failed)
     finally:
         producer.close()
-    print(json.dumps({"sent": len(items), "skipped": len(errors), "topic": topic}))
-    return 0 if items or not errors else 1
+    print(json.dumps({"sent": sent, "failed": failed, "skipped": len(errors), "topic": topic}))
+    return 0 if (items or not errors) and not failed else 1
+
+
+def _send_counted(producer: Any, topic: str, chunk: list[Any], sent: int, failed: int) -> tuple[int, int]:
+    from monitor.ingest.producer import SendFailed, send_items
+
+    if not chunk:
+        return sent, failed
+    try:
+        return sent + send_items(producer, topic, chunk), failed
+    except SendFailed as exc:
+        log.error("%s", exc)
+        return sent + len(chunk) - exc.failed, failed + exc.failed
 
 
 def _stop_on_signals() -> threading.Event:
@@ -149,12 +200,29 @@ def _stop_on_signals() -> threading.Event:
 
 
 def _rss(args: argparse.Namespace, settings: Settings) -> int:
+    from monitor.health import Progress
+    from monitor.ingest.fetch import FetchLimits
     from monitor.ingest.rss import SentState, poll_forever
 
     stop = _stop_on_signals()
+    progress = Progress(settings.health.dir, "ingest")
+    progress.fault("starting: connecting to Kafka")
     producer, publish = _flush_publisher(settings)
+    i = settings.ingest
+    limits = FetchLimits(
+        i.connect_timeout_seconds, i.read_timeout_seconds, i.fetch_timeout_seconds, i.max_feed_bytes
+    )
     try:
-        n = poll_forever(args.urls, args.interval, SentState(args.state), publish, stop, once=args.once)
+        n = poll_forever(
+            args.urls,
+            args.interval,
+            SentState(args.state),
+            publish,
+            stop,
+            once=args.once,
+            limits=limits,
+            progress=progress,
+        )
     finally:
         producer.close()
     log.info("rss ingest stopped after %d items", n)
@@ -166,23 +234,62 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
 
     from monitor.ingest.demo import DemoConfig, backfill, live
 
-    cfg = DemoConfig(args.rate, args.negative_share, args.incident_ticker, args.incident_after,
-                     args.incident_duration, args.incident_rate, args.backfill_hours, args.backfill_rate, args.seed)
+    cfg = DemoConfig(
+        args.rate,
+        args.negative_share,
+        args.incident_ticker,
+        args.incident_after,
+        args.incident_duration,
+        args.incident_rate,
+        args.backfill_hours,
+        args.backfill_rate,
+        args.seed,
+    )
     stop = _stop_on_signals()
     producer, publish = _flush_publisher(settings)
     try:
         history = backfill(cfg, datetime.now(UTC))
         if history:
             publish(history)
-            log.info("demo: published %d backfill items (%.0f h of history)", len(history), cfg.backfill_hours)
+            log.info(
+                "demo: published %d backfill items (%.0f h of history)", len(history), cfg.backfill_hours
+            )
         n = 0
         for item in live(cfg, lambda: datetime.now(UTC), stop):
-            publish([item])
+            try:
+                publish([item])
+            except Exception as exc:  # noqa: BLE001 - a failed send is logged and counted, the simulator goes on
+                log.error("demo: item not sent: %s", exc)
+                continue
             n += 1
             if args.count and n >= args.count:
                 break
     finally:
         producer.close()
+    return 0
+
+
+def _dlq_replay(args: argparse.Namespace, settings: Settings) -> int:
+    from datetime import UTC, datetime
+
+    from monitor.dlq import parse_since, read_dead_letters, replay, select
+
+    since = parse_since(args.since, datetime.now(UTC))
+    chosen = select(read_dead_letters(settings.kafka, since), args.reason, since)
+    sent = 0 if args.dry_run else replay(settings.kafka, chosen.replay)
+    print(
+        json.dumps(
+            {
+                "replayed": sent,
+                "selected": len(chosen.replay),
+                "other_reason": chosen.other_reason,
+                "truncated": chosen.truncated,
+                "repeated": chosen.repeated,
+                "dry_run": args.dry_run,
+                "topic": settings.kafka.topic_raw,
+            }
+        )
+    )
     return 0
 
 
@@ -194,7 +301,25 @@ def _db_init(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _progress_healthcheck(args: argparse.Namespace, settings: Settings) -> int:
+    import time
+
+    from monitor.health import judge
+
+    default = {"worker": 120.0, "scheduler": 3.0 * settings.alerts.interval_seconds + 60, "ingest": 900.0}
+    verdict = judge(
+        Path(settings.health.dir) / f"{args.what}.json", args.max_age or default[args.what], time.time()
+    )
+    print(
+        ("ok: " if verdict.healthy else "unhealthy: ") + f"{args.what} {verdict.message}",
+        file=sys.stdout if verdict.healthy else sys.stderr,
+    )
+    return 0 if verdict.healthy else 1
+
+
 def _healthcheck(args: argparse.Namespace, settings: Settings) -> int:
+    if args.what in ("worker", "scheduler", "ingest"):
+        return _progress_healthcheck(args, settings)
     try:
         if args.what == "kafka":
             from kafka import KafkaAdminClient

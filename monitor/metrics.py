@@ -27,6 +27,7 @@ class WorkerMetrics:
         self.lag_total = Gauge("finpulse_consumer_lag_total", "Sum of lag over assigned partitions", registry=r)
         self.errors = Counter("finpulse_errors_total", "Batch failures that were retried", ["stage"], registry=r)
         self.up = Gauge("finpulse_worker_up", "1 while the worker loop runs", registry=r)
+        self.paused = Gauge("finpulse_paused_partitions", "Partitions paused because their fetch fails", registry=r)
 
     def serve(self, port: int, addr: str = "0.0.0.0") -> None:
         if port > 0:

@@ -1,7 +1,9 @@
 """Wire and domain types: the NewsItem message, the Tags a classifier produces, and pure parsing helpers.
 
-Parsing returns errors as data (``ParseError``) so the worker can route bad messages to the dead-letter topic
-without exceptions crossing the batch loop.
+Parsing is total: whatever the bytes, ``parse_news`` returns a NewsItem or a ``ParseError`` with the reason, so
+the worker routes bad messages to the dead-letter topic without exceptions crossing the batch loop. Every size
+is bounded here, at the edge (message, fields, ticker count, time range), so nothing downstream (database,
+``news.tagged``, alert series) sees an unbounded value.
 """
 
 from __future__ import annotations
@@ -11,16 +13,22 @@ import json
 import re
 import unicodedata
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-_TICKER_RE = re.compile(r"^[A-Z0-9][A-Z0-9.\-]{0,9}$")
+TICKER_RE = re.compile(r"^[A-Z0-9][A-Z0-9.\-]{0,9}$")  # what a ticker symbol may be
 _CASHTAG_RE = re.compile(r"\$([A-Za-z]{1,6})(?![A-Za-z])")
 _WS_RE = re.compile(r"\s+")
 _NORM_STRIP_RE = re.compile(r"[^\w\s]")
 _URL_RE = re.compile(r"https?://\S+")
+_INVISIBLE_RE = re.compile(r"[\s\u200b-\u200f\u2060-\u2064\ufeff\u00ad]+")
+MAX_TICKERS = 32  # per item, given + cashtags: a list beyond this is not news about those companies
+# Hard calendar bounds for every producer (the worker narrows them with Limits): outside them datetime
+# arithmetic (a 24 h window, a timezone shift) overflows.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 
 
 def stable_id(source: str, url: str | None, title: str) -> str:
@@ -37,8 +45,29 @@ def normalise_title(title: str) -> str:
     return _WS_RE.sub(" ", text).strip()
 
 
+def visible_text(text: str) -> str:
+    """The title without whitespace and invisible format characters (zero-width spaces, joiners, BOM)."""
+    return _INVISIBLE_RE.sub("", unicodedata.normalize("NFKC", text))
+
+
 def story_key(title: str) -> str:
-    return hashlib.sha1(normalise_title(title).encode("utf-8")).hexdigest()[:20]
+    """Hash of the normalised title. A title with no word characters (emoji only, a bare URL) normalises to
+    nothing; its key then comes from its visible characters, so two such titles repeat each other only when
+    they are the same text."""
+    basis = normalise_title(title) or "\x1fraw\x1f" + visible_text(title).casefold()
+    return hashlib.sha1(basis.encode("utf-8")).hexdigest()[:20]
+
+
+def _check_text(value: str, field: str) -> str:
+    """PostgreSQL rejects NUL in text and UTF-8 cannot encode a lone surrogate (valid in JSON as ``\\ud800``):
+    both are refused here rather than by the database."""
+    if "\x00" in value:
+        raise ValueError(f"{field} contains a NUL character")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"{field} contains an unpaired surrogate at position {exc.start}") from None
+    return value
 
 
 def extract_cashtags(text: str) -> list[str]:
@@ -53,8 +82,8 @@ class NewsItem(BaseModel):
     id: str = Field(default="", max_length=200)
     published_at: datetime
     source: str = Field(min_length=1, max_length=200)
-    title: str = Field(min_length=1)
-    body: str | None = None
+    title: str = Field(min_length=1, max_length=10_000)
+    body: str | None = Field(default=None, max_length=1_000_000)
     url: str | None = Field(default=None, max_length=2_000)
     tickers: tuple[str, ...] = ()
     lang: str = Field(default="en", max_length=16)
@@ -64,7 +93,25 @@ class NewsItem(BaseModel):
     def _aware(cls, v: datetime) -> datetime:
         if v.tzinfo is None or v.utcoffset() is None:
             raise ValueError("published_at must carry a timezone (e.g. 2024-01-02T15:04:05Z)")
-        return v.astimezone(UTC)
+        try:
+            utc = v.astimezone(UTC)
+        except OverflowError:  # 0001-01-01T00:00:00+01:00 is before datetime.min in UTC
+            raise ValueError("published_at is out of range") from None
+        if not EARLIEST <= utc < LATEST:
+            raise ValueError(f"published_at {utc:%Y-%m-%d} is outside {EARLIEST:%Y} to {LATEST:%Y}")
+        return utc
+
+    @field_validator("id", "source", "title", "body", "url", "lang")
+    @classmethod
+    def _text(cls, v: str | None, info: Any) -> str | None:
+        return None if v is None else _check_text(v, info.field_name)
+
+    @field_validator("title")
+    @classmethod
+    def _visible(cls, v: str) -> str:
+        if not visible_text(v):
+            raise ValueError("title has no visible characters")
+        return v
 
     @field_validator("tickers", mode="before")
     @classmethod
@@ -75,12 +122,14 @@ class NewsItem(BaseModel):
             v = [t for t in re.split(r"[,\s;|]+", v) if t]
         if not isinstance(v, list | tuple):
             raise ValueError("tickers must be a list of symbols or a comma-separated string")
+        if len(v) > MAX_TICKERS:
+            raise ValueError(f"too many tickers: {len(v)} > {MAX_TICKERS}")
         out = []
         for t in v:
             if not isinstance(t, str):
                 raise ValueError("each ticker must be a string")
             sym = t.strip().lstrip("$").upper()
-            if not _TICKER_RE.match(sym):
+            if not TICKER_RE.match(sym):
                 raise ValueError(f"invalid ticker symbol {t!r}")
             out.append(sym)
         return tuple(sorted(set(out)))
@@ -115,10 +164,23 @@ class Limits:
     max_message_bytes: int = 1_000_000
     max_title_chars: int = 1_000
     max_body_chars: int = 100_000
+    max_tickers: int = MAX_TICKERS
+    earliest: datetime = EARLIEST  # plausible published_at range: [earliest, now + max_future]
+    max_future: timedelta = timedelta(days=1)
 
 
-def parse_news(raw: bytes | None, limits: Limits = Limits()) -> NewsItem | ParseError:
-    """Decode one Kafka value into a NewsItem, or say why not. Never raises."""
+def parse_news(raw: bytes | None, limits: Limits = Limits(), now: datetime | None = None) -> NewsItem | ParseError:
+    """Decode one Kafka value into a NewsItem, or say why not. Never raises: any exception in decoding or
+    validation becomes a ParseError naming it (``now`` bounds ``published_at``; default: the clock)."""
+    try:
+        return _parse(raw, limits, now or utcnow())
+    except RecursionError:
+        return ParseError("not JSON: nested too deeply")
+    except Exception as exc:  # noqa: BLE001 - decoding is total by contract
+        return ParseError(f"undecodable: {exc.__class__.__name__}: {str(exc)[:200]}")
+
+
+def _parse(raw: bytes | None, limits: Limits, now: datetime) -> NewsItem | ParseError:
     if raw is None:
         return ParseError("empty message (tombstone)")
     if len(raw) > limits.max_message_bytes:
@@ -144,6 +206,13 @@ def parse_news(raw: bytes | None, limits: Limits = Limits()) -> NewsItem | Parse
         return ParseError(f"title too long: {len(item.title)} chars > {limits.max_title_chars}")
     if item.body is not None and len(item.body) > limits.max_body_chars:
         return ParseError(f"body too long: {len(item.body)} chars > {limits.max_body_chars}")
+    if len(tickers := item.all_tickers()) > limits.max_tickers:
+        return ParseError(f"too many tickers: {len(tickers)} > {limits.max_tickers} (given + cashtags)")
+    if not limits.earliest <= item.published_at <= now + limits.max_future:
+        return ParseError(
+            f"published_at out of range: {item.published_at.isoformat()} is not between "
+            f"{limits.earliest:%Y-%m-%d} and now + {limits.max_future}"
+        )
     return item
 
 

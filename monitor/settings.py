@@ -9,11 +9,13 @@ public contract names such as ``FINPULSE_KAFKA_BOOTSTRAP`` need a single ``_``.)
 
 from __future__ import annotations
 
+import tempfile
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -60,8 +62,22 @@ class KafkaSettings(_Section):
 
 
 class DatabaseSettings(_Section):
-    url: str = "sqlite:///./data/finpulse.db"
+    url: SecretStr = SecretStr("sqlite:///./data/finpulse.db")
+    """FINPULSE_DATABASE_URL: any SQLAlchemy URL; a secret (it may hold a password): never printed, and
+    shown only through ``monitor.store.mask_url``."""
+    password: SecretStr | None = None
+    """FINPULSE_DATABASE_PASSWORD: the password, given apart from the URL so that any character works
+    (``@ : / ? # %`` would break a URL); it replaces a password in the URL."""
     echo: bool = False
+
+    @model_validator(mode="after")
+    def _with_password(self) -> DatabaseSettings:
+        if self.password is not None and self.password.get_secret_value():
+            from sqlalchemy.engine import make_url
+
+            url = make_url(self.url.get_secret_value()).set(password=self.password.get_secret_value())
+            object.__setattr__(self, "url", SecretStr(url.render_as_string(hide_password=False)))
+        return self
 
 
 class WorkerSettings(_Section):
@@ -72,6 +88,12 @@ class WorkerSettings(_Section):
     max_message_bytes: int = 1_000_000
     max_title_chars: int = 1_000
     max_body_chars: int = 100_000
+    max_tickers: int = Field(default=32, ge=1, le=1000)
+    """FINPULSE_WORKER_MAX_TICKERS: most tickers per item (given + cashtags); more goes to the DLQ."""
+    earliest_published_at: datetime = datetime(1970, 1, 1, tzinfo=UTC)
+    """FINPULSE_WORKER_EARLIEST_PUBLISHED_AT: items dated before this go to the DLQ."""
+    max_future_hours: float = Field(default=24.0, ge=0)
+    """FINPULSE_WORKER_MAX_FUTURE_HOURS: items dated more than this after now go to the DLQ."""
     # Worst-case seconds one item may take through the model; max_poll_interval_ms is derived from it.
     seconds_per_item_budget: float = 2.0
 
@@ -153,6 +175,23 @@ class DashboardSettings(_Section):
     host: str = "127.0.0.1"
 
 
+class IngestSettings(_Section):
+    connect_timeout_seconds: float = Field(default=10.0, gt=0)
+    """FINPULSE_INGEST_CONNECT_TIMEOUT_SECONDS: feed connect timeout."""
+    read_timeout_seconds: float = Field(default=30.0, gt=0)
+    """FINPULSE_INGEST_READ_TIMEOUT_SECONDS: longest silence from a feed server."""
+    fetch_timeout_seconds: float = Field(default=60.0, gt=0)
+    """FINPULSE_INGEST_FETCH_TIMEOUT_SECONDS: whole-fetch deadline (a trickling server is cut off)."""
+    max_feed_bytes: int = Field(default=10_000_000, ge=1_000)
+    """FINPULSE_INGEST_MAX_FEED_BYTES: largest feed, after decompression (a gzip bomb stops here)."""
+
+
+class HealthSettings(_Section):
+    dir: str = str(Path(tempfile.gettempdir()) / "finpulse-health")
+    """FINPULSE_HEALTH_DIR: where worker, scheduler and ingest record their last progress
+    (``finpulse healthcheck worker|scheduler|ingest`` reads it)."""
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="FINPULSE_",
@@ -169,6 +208,8 @@ class Settings(BaseSettings):
     model: ModelSettings = ModelSettings()
     alerts: AlertSettings = AlertSettings()
     dashboard: DashboardSettings = DashboardSettings()
+    health: HealthSettings = HealthSettings()
+    ingest: IngestSettings = IngestSettings()
 
     def with_overrides(self, **sections: dict[str, Any]) -> Settings:
         """A copy with some fields replaced, e.g. ``with_overrides(kafka={"bootstrap": "h:9092"})``.
@@ -176,8 +217,9 @@ class Settings(BaseSettings):
         updates: dict[str, Any] = {}
         for name, values in sections.items():
             clean = {k: v for k, v in values.items() if v is not None}
-            if clean:
-                updates[name] = getattr(self, name).model_copy(update=clean)
+            if clean:  # validated, so a plain string for a SecretStr field becomes a SecretStr
+                section = getattr(self, name)
+                updates[name] = type(section).model_validate({**section.model_dump(), **clean})
         return self.model_copy(update=updates)
 
 

@@ -7,6 +7,8 @@ dashboard) uses the tables below with bound parameters only.
 from __future__ import annotations
 
 import json
+import re
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -15,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from pydantic import SecretStr
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from monitor.errors import StoreError
 from monitor.schema import NewsItem, Tags, story_key
@@ -147,8 +150,37 @@ FROM news_items i JOIN news_tags t ON t.item_id = i.id
 """
 
 
-def make_engine(url: str, echo: bool = False) -> Engine:
+_QUERY_SECRET_RE = re.compile(r"(?i)((?:password|passwd|pwd|sslpassword|secret|token)=)[^&;\s]*")
+
+
+def url_text(url: str | SecretStr) -> str:
+    return url.get_secret_value() if isinstance(url, SecretStr) else url
+
+
+def mask_url(url: str | SecretStr) -> str:
+    """The database URL for messages: password masked, in the authority and in the query string
+    (``?password=…``); an unparsable URL is never echoed."""
+    text = url_text(url)
+    try:
+        shown = sa.engine.make_url(text).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return "(unparsable database URL)"
+    return _QUERY_SECRET_RE.sub(r"\1***", shown)
+
+
+def describe_database(url: str | SecretStr) -> str:
+    """What a viewer may see of the database: its kind and name, never host, user or password."""
+    try:
+        u = sa.engine.make_url(url_text(url))
+    except (ArgumentError, ValueError):
+        return "(unparsable database URL)"
+    name = Path(u.database).name if u.get_backend_name() == "sqlite" and u.database else u.database
+    return f"{u.get_backend_name()} database {name or '(default)'}"
+
+
+def make_engine(url: str | SecretStr, echo: bool = False) -> Engine:
     """Engine with SQLite tuned for one writer + many readers (WAL, busy timeout, FKs on)."""
+    url = url_text(url)
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
@@ -192,6 +224,25 @@ def init_db(engine: Engine, attempts: int = 5) -> None:
                 time.sleep(0.2 * (attempt + 1))
                 continue
             raise StoreError(f"cannot initialise database: {exc.__class__.__name__}: {exc}") from exc
+
+
+def wait_for_database(engine: Engine, stop: threading.Event, what: str = "database") -> bool:
+    """``init_db`` until it succeeds, backing off 0.5 s → 30 s while the database is unreachable (so a
+    database that is down at start is waited for, never a crash loop). False if ``stop`` was set first."""
+    delay = 0.5
+    while not stop.is_set():
+        try:
+            init_db(engine)
+            return True
+        except StoreError as exc:
+            import logging
+
+            logging.getLogger(__name__).warning("%s not ready (%s); retrying in %.1fs", what,
+                                                str(exc).splitlines()[0][:200], delay)
+        if stop.wait(delay):
+            break
+        delay = min(30.0, delay * 2)
+    return False
 
 
 def epoch_seconds(column: Any, dialect_name: str) -> Any:
@@ -238,90 +289,81 @@ def find_duplicates(
     return out
 
 
+def _earlier_stories(
+    conn: Connection, fresh: Sequence[NewsItem], window: timedelta
+) -> dict[str, tuple[str, datetime]]:
+    """story_key -> (id, published_at) of the first stored original within ``window`` of the batch."""
+    earlier: dict[str, tuple[str, datetime]] = {}
+    if not fresh:
+        return earlier
+    rows = conn.execute(
+        sa.select(news_items.c.story_key, news_items.c.id, news_items.c.published_at)
+        .where(news_items.c.story_key.in_({story_key(i.title) for i in fresh}))
+        .where(news_items.c.published_at.between(min(i.published_at for i in fresh) - window,
+                                                 max(i.published_at for i in fresh) + window))
+        .where(news_items.c.is_duplicate.is_(sa.false()))
+        .order_by(news_items.c.published_at)
+    )
+    for key, id_, ts in rows:
+        earlier.setdefault(key, (id_, ts))
+    return earlier
+
+
+def _item_row(i: NewsItem, dups: dict[str, str], now: datetime) -> dict[str, Any]:
+    return {
+        "id": i.id, "published_at": i.published_at, "source": i.source, "title": i.title, "body": i.body,
+        "url": i.url, "lang": i.lang, "story_key": story_key(i.title), "is_duplicate": i.id in dups,
+        "duplicate_of": dups.get(i.id), "ingested_at": now,
+    }  # fmt: skip
+
+
 def write_batch(
     conn: Connection,
     pairs: Sequence[tuple[NewsItem, Tags]],
     duplicate_window: timedelta,
     now: datetime | None = None,
 ) -> WriteResult:
-    """Store a classified batch in the caller's transaction. Idempotent on item id: a redelivered item keeps
-    its first row and its duplicate decision; its tags are refreshed."""
+    """Store a classified batch in the caller's transaction. First writer wins, for the whole item: an id
+    already stored (a redelivery, or another message reusing the id with other content) keeps its item row,
+    tags, tickers and duplicate decision; within a batch the first message with an id wins. Tags and tickers
+    are written only for the item rows this call really inserted (``RETURNING``), so two writers racing on
+    one id cannot mix their contents either."""
     if not pairs:
         return WriteResult(0, 0)
     now = now or datetime.now(UTC)
-    ids = [item.id for item, _ in pairs]
-    existing = {
-        r[0] for r in conn.execute(sa.select(news_items.c.id).where(news_items.c.id.in_(ids)))
-    }
-    fresh = [item for item, _ in pairs if item.id not in existing]
-    fresh = list({i.id: i for i in fresh}.values())
-    keys = {story_key(i.title) for i in fresh}
-    earlier: dict[str, tuple[str, datetime]] = {}
-    if fresh:
-        lo = min(i.published_at for i in fresh) - duplicate_window
-        hi = max(i.published_at for i in fresh) + duplicate_window
-        rows = conn.execute(
-            sa.select(news_items.c.story_key, news_items.c.id, news_items.c.published_at)
-            .where(news_items.c.story_key.in_(keys))
-            .where(news_items.c.published_at.between(lo, hi))
-            .where(news_items.c.is_duplicate.is_(sa.false()))
-            .order_by(news_items.c.published_at)
-        )
-        for key, id_, ts in rows:
-            earlier.setdefault(key, (id_, ts))
-    dups = find_duplicates(fresh, earlier, duplicate_window)
-    if fresh:
+    first: dict[str, tuple[NewsItem, Tags]] = {}
+    for item, tags in pairs:
+        first.setdefault(item.id, (item, tags))
+    existing = set(conn.execute(sa.select(news_items.c.id).where(news_items.c.id.in_(first))).scalars())
+    fresh = [item for item, _ in first.values() if item.id not in existing]
+    if not fresh:
+        return WriteResult(0, 0)
+    dups = find_duplicates(fresh, _earlier_stories(conn, fresh, duplicate_window), duplicate_window)
+    inserted = set(
         conn.execute(
-            _insert(conn, news_items).on_conflict_do_nothing(index_elements=["id"]),
-            [
-                {
-                    "id": i.id,
-                    "published_at": i.published_at,
-                    "source": i.source,
-                    "title": i.title,
-                    "body": i.body,
-                    "url": i.url,
-                    "lang": i.lang,
-                    "story_key": story_key(i.title),
-                    "is_duplicate": i.id in dups,
-                    "duplicate_of": dups.get(i.id),
-                    "ingested_at": now,
-                }
-                for i in fresh
-            ],
-        )
-    # Duplicate flags as stored (first decision wins for redeliveries).
-    stored = dict(
-        conn.execute(sa.select(news_items.c.id, news_items.c.is_duplicate).where(news_items.c.id.in_(ids))).all()
+            _insert(conn, news_items).on_conflict_do_nothing(index_elements=["id"]).returning(news_items.c.id),
+            [_item_row(i, dups, now) for i in fresh],
+        ).scalars()
     )
-    tag_rows = {
-        item.id: {
-            "item_id": item.id,
-            "published_at": item.published_at,
-            "is_duplicate": bool(stored.get(item.id, False)),
-            **tags.as_dict(),
-            "tagged_at": now,
-        }
-        for item, tags in pairs
-    }
-    stmt = _insert(conn, news_tags)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["item_id"],
-        set_={c: stmt.excluded[c] for c in ("topic", "topic_confidence", "sentiment", "sentiment_score",
-                                              "sentiment_confidence", "model_version", "tagged_at")},
-    )
-    conn.execute(stmt, list(tag_rows.values()))
-    ticker_rows = {
-        (item.id, t): {"item_id": item.id, "ticker": t, "published_at": item.published_at}
-        for item, _ in pairs
+    winners = [first[i] for i in first if i in inserted]
+    if not winners:
+        return WriteResult(0, 0)
+    conn.execute(
+        _insert(conn, news_tags).on_conflict_do_nothing(index_elements=["item_id"]),
+        [{"item_id": item.id, "published_at": item.published_at, "is_duplicate": item.id in dups,
+          **tags.as_dict(), "tagged_at": now} for item, tags in winners],
+    )  # fmt: skip
+    ticker_rows = [
+        {"item_id": item.id, "ticker": t, "published_at": item.published_at}
+        for item, _ in winners
         for t in item.all_tickers()
-    }
+    ]
     if ticker_rows:
         conn.execute(
             _insert(conn, news_tickers).on_conflict_do_nothing(index_elements=["item_id", "ticker"]),
-            list(ticker_rows.values()),
+            ticker_rows,
         )
-    return WriteResult(inserted=len(fresh), duplicates=len(dups))
+    return WriteResult(inserted=len(winners), duplicates=sum(1 for item, _ in winners if item.id in dups))
 
 
 def upsert_heartbeat(conn: Connection, row: dict[str, Any]) -> None:

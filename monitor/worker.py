@@ -3,11 +3,15 @@
 Delivery: at-least-once from Kafka, effectively exactly-once rows. Per batch: decode (bad messages → DLQ),
 classify, write to the database in one transaction (idempotent upsert on item id), publish results to
 ``news.tagged``, flush the producer, and only then commit the consumed offsets.
+
+Faults (``monitor.faults``): a transient one (database or broker away, the model failing on known-good text)
+is retried with back-off, nothing committed past it, and the health file stops advancing; a permanent one
+(the database refuses a value, a record too large, anything unforeseen) is isolated by bisecting the batch and
+dead-lettering only the record that causes it. Nothing a message can contain stops the process.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
@@ -19,106 +23,44 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer
 from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from monitor.batch import (
+    MAX_DLQ_VALUE_BYTES,
+    MAX_TAGGED_BYTES,
+    PROBE_TEXT,
+    Decoded,
+    RawRecord,
+    classify_safely,
+    commit_offsets,
+    decode_batch,
+    derive_max_poll_interval_ms,
+    dlq_headers,
+    first_offsets,
+    tagged_message,
+)
 from monitor.classify import Classifier
+from monitor.consume import SafePoller
+from monitor.faults import ModelOutage, StoreOutage, bisect_failures, describe, is_transient
+from monitor.health import Progress
 from monitor.kafka import backoff_delays, ensure_topics, make_consumer, make_producer, retry_connect
 from monitor.metrics import WorkerMetrics
-from monitor.schema import Limits, NewsItem, ParseError, Tags, parse_news
+from monitor.schema import Limits, NewsItem, ParseError, Tags
 from monitor.settings import Settings
-from monitor.store import init_db, make_engine, upsert_heartbeat, write_batch
+from monitor.store import make_engine, upsert_heartbeat, wait_for_database, write_batch
 
 log = logging.getLogger(__name__)
 
 
-# ---------------------------------------------------------------- pure helpers
-
-
-def derive_max_poll_interval_ms(batch_size: int, max_wait_ms: int, seconds_per_item: float) -> int:
-    """Kafka evicts a member that does not poll within max_poll_interval_ms. Give one batch twice its worst-case
-    budget plus the accumulation wait and a 30 s margin (never below kafka's 300 s default)."""
-    budget_ms = 2 * batch_size * seconds_per_item * 1000 + max_wait_ms + 30_000
-    return int(max(300_000, budget_ms))
-
-
-@dataclass(frozen=True, slots=True)
-class RawRecord:
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-
-
-@dataclass(frozen=True, slots=True)
-class Decoded:
-    good: list[tuple[RawRecord, NewsItem]]
-    bad: list[tuple[RawRecord, ParseError]]
-
-
-def decode_batch(records: Sequence[RawRecord], limits: Limits) -> Decoded:
-    good: list[tuple[RawRecord, NewsItem]] = []
-    bad: list[tuple[RawRecord, ParseError]] = []
-    for rec in records:
-        parsed = parse_news(rec.value, limits)
-        if isinstance(parsed, ParseError):
-            bad.append((rec, parsed))
-        else:
-            good.append((rec, parsed))
-    return Decoded(good, bad)
-
-
-def commit_offsets(records: Sequence[RawRecord]) -> dict[TopicPartition, int]:
-    """Next offset to consume per partition (max offset + 1)."""
-    out: dict[TopicPartition, int] = {}
-    for rec in records:
-        tp = TopicPartition(rec.topic, rec.partition)
-        out[tp] = max(out.get(tp, 0), rec.offset + 1)
-    return out
-
-
-def first_offsets(records: Sequence[RawRecord]) -> dict[TopicPartition, int]:
-    out: dict[TopicPartition, int] = {}
-    for rec in records:
-        tp = TopicPartition(rec.topic, rec.partition)
-        out[tp] = min(out.get(tp, rec.offset), rec.offset)
-    return out
-
-
-def dlq_headers(rec: RawRecord, reason: str) -> list[tuple[str, bytes]]:
-    return [
-        ("reason", reason.encode("utf-8")),
-        ("source_topic", rec.topic.encode()),
-        ("source_partition", str(rec.partition).encode()),
-        ("source_offset", str(rec.offset).encode()),
-    ]
-
-
-def tagged_message(item: NewsItem, tags: Tags) -> bytes:
-    payload = item.model_dump(mode="json", exclude={"body"}, exclude_none=True)
-    payload.update(tags.as_dict())
-    return json.dumps(payload, ensure_ascii=False).encode("utf-8")
-
-
-def classify_safely(classifier: Classifier, items: Sequence[NewsItem]) -> list[Tags | ParseError]:
-    """Classify a batch; if the batch call fails, retry item by item so one poisonous text goes to the DLQ
-    instead of blocking its partition."""
-    texts = [i.text for i in items]
-    try:
-        return list(classifier.predict(texts))
-    except Exception as exc:  # noqa: BLE001 - the model is third-party code
-        log.warning("batch classification failed (%s); retrying item by item", exc)
-    out: list[Tags | ParseError] = []
-    for text in texts:
-        try:
-            out.append(classifier.predict([text])[0])
-        except Exception as exc:  # noqa: BLE001
-            out.append(ParseError(f"classifier error: {exc.__class__.__name__}: {exc}"[:500]))
-    return out
+__all__ = [  # the pure pieces live in monitor.batch; re-exported for callers of the worker module
+    "MAX_DLQ_VALUE_BYTES", "MAX_TAGGED_BYTES", "PROBE_TEXT", "Decoded", "RawRecord", "Worker", "classify_safely",
+    "commit_offsets", "decode_batch", "derive_max_poll_interval_ms", "dlq_headers", "first_offsets",
+    "run_worker", "tagged_message",
+]  # fmt: skip
 
 
 # ---------------------------------------------------------------- the I/O shell
@@ -161,16 +103,19 @@ class Worker:
         self.engine = engine or make_engine(settings.database.url, settings.database.echo)
         self.metrics = metrics or WorkerMetrics()
         self.stop = stop or threading.Event()
-        self.limits = Limits(
-            settings.worker.max_message_bytes, settings.worker.max_title_chars, settings.worker.max_body_chars
-        )
-        self.window = timedelta(hours=settings.worker.duplicate_window_hours)
+        w = settings.worker
+        self.limits = Limits(w.max_message_bytes, w.max_title_chars, w.max_body_chars, w.max_tickers,
+                             w.earliest_published_at, timedelta(hours=w.max_future_hours))
+        self.window = timedelta(hours=w.duplicate_window_hours)
         self.worker_id = f"{socket.gethostname()}-{os.getpid()}"
         self.pending: list[RawRecord] = []
         self.stats = WorkerStats()
+        self.progress = Progress(settings.health.dir, "worker")
         self.consumer: KafkaConsumer | None = None
         self.producer: KafkaProducer | None = None
+        self.poller: SafePoller | None = None
         self._last_heartbeat = 0.0
+        self._batch_started: float | None = None
 
     # -- lifecycle
 
@@ -191,10 +136,12 @@ class Worker:
             "consumer", self.stop,
         )
         self.consumer.subscribe([k.topic_raw], listener=_Rebalance(self))
+        self.poller = SafePoller(self.consumer, self._fault)
 
     def run(self) -> int:
         """Consume until ``stop`` is set; then finish the batch in hand, commit and leave the group."""
-        init_db(self.engine)
+        if not wait_for_database(self.engine, self.stop):
+            return 0
         try:
             self.connect()
         except (KafkaError, OSError):
@@ -206,32 +153,46 @@ class Worker:
         log.info("worker %s consuming %s (batch %d, max wait %d ms, model %s)", self.worker_id,
                  self.settings.kafka.topic_raw, self.settings.worker.batch_size,
                  self.settings.worker.max_wait_ms, self.classifier.version)
-        batch_started: float | None = None
-        w = self.settings.worker
         try:
+            delays = backoff_delays(0.5, 30.0)
             while not self.stop.is_set():
-                if not self.pending:  # e.g. flushed by a rebalance inside poll()
-                    batch_started = None
-                wait_ms = w.max_wait_ms
-                if batch_started is not None:
-                    wait_ms = max(0, int(w.max_wait_ms - (time.monotonic() - batch_started) * 1000))
-                want = max(1, w.batch_size - len(self.pending))
-                polled = self.consumer.poll(timeout_ms=wait_ms, max_records=want)
-                for tp, recs in polled.items():
-                    for r in recs:
-                        self.pending.append(RawRecord(tp.topic, tp.partition, r.offset, r.key, r.value))
-                if self.pending and batch_started is None:
-                    batch_started = time.monotonic()
-                due = batch_started is not None and (time.monotonic() - batch_started) * 1000 >= w.max_wait_ms
-                if self.pending and (len(self.pending) >= w.batch_size or due):
-                    self.flush_pending(reason="batch")
-                    batch_started = None
-                self._maybe_heartbeat()
+                try:
+                    self._step()
+                    delays = backoff_delays(0.5, 30.0)
+                except Exception as exc:  # noqa: BLE001 - the loop itself must never die
+                    self._fault(f"loop: {describe(exc)}")
+                    log.exception("worker loop error; continuing")
+                    self.stop.wait(next(delays))
             self.flush_pending(reason="shutdown")
         finally:
             self.metrics.up.set(0)
             self.close()
         return 0
+
+    def _step(self) -> None:
+        """One poll, and the batch it completes, if any."""
+        assert self.poller is not None
+        w = self.settings.worker
+        if not self.pending:  # e.g. flushed by a rebalance inside poll()
+            self._batch_started = None
+        wait_ms = w.max_wait_ms
+        if self._batch_started is not None:
+            wait_ms = max(0, int(w.max_wait_ms - (time.monotonic() - self._batch_started) * 1000))
+        polled = self.poller.poll(wait_ms, max(1, w.batch_size - len(self.pending)))
+        for tp, recs in polled.items():
+            for r in recs:
+                self.pending.append(RawRecord(tp.topic, tp.partition, r.offset, r.key, r.value))
+        self.metrics.paused.set(len(self.poller.quarantine.retry_at))
+        if self.pending and self._batch_started is None:
+            self._batch_started = time.monotonic()
+        started = self._batch_started
+        due = started is not None and (time.monotonic() - started) * 1000 >= w.max_wait_ms
+        if self.pending and (len(self.pending) >= w.batch_size or due):
+            self.flush_pending(reason="batch")
+            self._batch_started = None
+        elif not self.pending and not polled:
+            self.progress.ok("idle")  # caught up: nothing to do is progress too
+        self._maybe_heartbeat()
 
     def close(self) -> None:
         if self.consumer is not None:
@@ -247,12 +208,17 @@ class Worker:
                 log.warning("producer close: %s", exc)
             self.producer = None
 
+    def _fault(self, what: str) -> None:
+        self.progress.fault(what)
+
     # -- one batch
 
     def flush_pending(self, reason: str) -> None:
-        """Process the records in hand, retrying transient failures with back-off. Gives up (rewinding, so the
-        records are read again) when stopping, when the group has moved on (CommitFailedError), or once half
-        of max_poll_interval is spent — polling again is what keeps this member in the group."""
+        """Process the records in hand. Permanent failures are bisected down to the record that causes them
+        (dead-lettered); transient ones are retried with back-off, resuming after the records already done.
+        Gives up (rewinding, so the rest is read again) when stopping, when the group has moved on
+        (CommitFailedError), or once half of max_poll_interval is spent — polling again is what keeps this
+        member in the group."""
         if not self.pending:
             return
         batch, self.pending = self.pending, []
@@ -261,25 +227,38 @@ class Worker:
         if reason == "rebalance":
             budget_s = min(budget_s, 10.0)
         started = time.monotonic()
-        for delay in backoff_delays(0.5, 10.0):
+        done: set[tuple[str, int, int]] = set()
+
+        def attempt(part: Sequence[RawRecord]) -> None:
+            self.process(part)
+            done.update((r.topic, r.partition, r.offset) for r in part)
+
+        def isolate(rec: RawRecord, exc: BaseException) -> None:
+            self.dead_letter_one(rec, f"rejected: {describe(exc)}")
+            done.add((rec.topic, rec.partition, rec.offset))
+
+        for delay in backoff_delays(0.5, 30.0):
+            todo = [r for r in batch if (r.topic, r.partition, r.offset) not in done]
             try:
-                self.process(batch)
+                bisect_failures(todo, attempt, isolate)
+                self.progress.ok()
                 return
             except CommitFailedError as exc:
                 log.warning("offset commit rejected (%s): the group rebalanced; records will be re-read", exc)
                 self.metrics.errors.labels("commit").inc()
                 return
-            except (SQLAlchemyError, KafkaError, OSError) as exc:
-                stage = "database" if isinstance(exc, SQLAlchemyError) else "kafka"
+            except Exception as exc:  # noqa: BLE001 - only transient errors get here (bisect isolates the rest)
+                stage = _stage_of(exc)
                 self.metrics.errors.labels(stage).inc()
-                log.warning("batch of %d failed at %s (%s: %s); retrying in %.1fs", len(batch), stage,
-                            exc.__class__.__name__, str(exc)[:200], delay)
+                self._fault(f"{stage}: {describe(exc)}")
+                log.warning("batch of %d failed at %s (%s); retrying in %.1fs", len(todo), stage, describe(exc),
+                            delay)
                 if time.monotonic() - started + delay > budget_s or self.stop.wait(delay):
-                    self._rewind(batch)  # uncommitted: re-read by us or by the partition's next owner
+                    self._rewind(todo)  # uncommitted: re-read by us or by the partition's next owner
                     return
 
     def _rewind(self, batch: Sequence[RawRecord]) -> None:
-        if self.consumer is None:
+        if self.consumer is None or not batch:
             return
         for tp, off in first_offsets(batch).items():
             try:
@@ -288,6 +267,7 @@ class Worker:
                 pass
 
     def process(self, batch: Sequence[RawRecord]) -> None:
+        """Decode, classify, store, publish, commit one batch; raises on any failure (sorted by the caller)."""
         assert self.consumer is not None and self.producer is not None
         k = self.settings.kafka
         t0 = time.monotonic()
@@ -303,22 +283,63 @@ class Worker:
                 bad.append((rec, res))
             else:
                 pairs.append((item, res))
+        messages = [(item.id.encode(), tagged_message(item, tags)) for item, tags in pairs]
         with self.engine.begin() as conn:
             result = write_batch(conn, pairs, self.window)
-        futures = []
-        for item, tags in pairs:
-            futures.append(self.producer.send(k.topic_tagged, key=item.id.encode(), value=tagged_message(item, tags)))
+        futures = [self.producer.send(k.topic_tagged, key=key, value=value) for key, value in messages]
         for rec, err in bad:
-            log.warning("DLQ %s[%d]@%d: %s", rec.topic, rec.partition, rec.offset, err.reason)
-            futures.append(self.producer.send(k.topic_dlq, key=rec.key, value=rec.value or b"",
-                                              headers=dlq_headers(rec, err.reason)))
-            self.metrics.dlq.labels(err.reason.split(":")[0][:40]).inc()
+            futures.append(self._send_dead_letter(rec, err.reason))
         self.producer.flush(timeout=30)
         for f in futures:
-            f.get(timeout=30)  # raises KafkaError if a send failed → batch retried, offsets not committed
+            f.get(timeout=30)  # raises KafkaError if a send failed → sorted: retried or isolated
+        self._commit(batch)
+        self._account(len(batch), len(pairs), len(bad), result.duplicates, time.monotonic() - t0)
+
+    def _commit(self, batch: Sequence[RawRecord]) -> None:
+        assert self.consumer is not None
         self.consumer.commit({tp: OffsetAndMetadata(off, "", -1) for tp, off in commit_offsets(batch).items()})
-        elapsed = time.monotonic() - t0
-        self._account(len(batch), len(pairs), len(bad), result.duplicates, elapsed)
+
+    def _send_dead_letter(self, rec: RawRecord, reason: str, value: bytes | None = None) -> Any:
+        assert self.producer is not None
+        log.warning("DLQ %s[%d]@%d: %s", rec.topic, rec.partition, rec.offset, reason)
+        self.metrics.dlq.labels(reason.split(":")[0][:40]).inc()
+        headers = dlq_headers(rec, reason)
+        if value is not None:
+            headers.append(("value_truncated_from", str(len(rec.value or b"")).encode()))
+        return self.producer.send(self.settings.kafka.topic_dlq, key=rec.key,
+                                  value=value if value is not None else (rec.value or b""), headers=headers)
+
+    def dead_letter_one(self, rec: RawRecord, reason: str) -> None:
+        """A record that fails on its own. First make sure the fault is the record's: if the model or the
+        database fails a known-good probe, that is an outage (raised, retried) and nothing is dead-lettered."""
+        self._probe()
+        assert self.producer is not None
+        try:
+            self._send_dead_letter(rec, reason).get(timeout=30)
+        except KafkaError as exc:
+            if is_transient(exc):
+                raise
+            cut = (rec.value or b"")[:MAX_DLQ_VALUE_BYTES]  # the broker refused the whole value
+            self._send_dead_letter(rec, f"{reason} (value cut: {describe(exc, 100)})", cut).get(timeout=30)
+        self._commit([rec])
+        self.stats.dlq += 1
+
+    def _probe(self) -> None:
+        try:
+            self.classifier.predict([PROBE_TEXT])
+        except Exception as exc:  # noqa: BLE001
+            raise ModelOutage(f"the model fails on a known-good text: {describe(exc)}") from exc
+        item = NewsItem(id="finpulse-probe", title=PROBE_TEXT, source="finpulse", published_at=datetime.now(UTC))
+        tags = Tags("Markets", 1.0, "neutral", 0.0, 1.0, "probe")
+        try:
+            with self.engine.connect() as conn:
+                tx = conn.begin()
+                try:
+                    write_batch(conn, [(item, tags)], self.window)
+                finally:
+                    tx.rollback()
+        except Exception as exc:  # noqa: BLE001 - failing a known-good write is an outage, whatever the cause
+            raise StoreOutage(f"the database fails a known-good write: {describe(exc)}") from exc
 
     def _account(self, n: int, stored: int, bad: int, dups: int, elapsed: float) -> None:
         m, s = self.metrics, self.stats
@@ -377,8 +398,17 @@ class Worker:
             log.warning("heartbeat not stored: %s", exc.__class__.__name__)
 
 
+def _stage_of(exc: BaseException) -> str:
+    if isinstance(exc, ModelOutage):
+        return "model"
+    if isinstance(exc, SQLAlchemyError | StoreOutage):
+        return "database"
+    return "kafka" if isinstance(exc, KafkaError | OSError) else "other"
+
+
 def run_worker(settings: Settings, classifier: Classifier | None = None) -> int:
-    """``finpulse worker``: install signal handlers, load the model, run until SIGTERM/SIGINT."""
+    """``finpulse worker``: install signal handlers, wait for the database (before the model load, so a
+    database that is down at start costs no model loads), load the model, run until SIGTERM/SIGINT."""
     from monitor.classify import load_classifier
 
     stop = threading.Event()
@@ -389,7 +419,11 @@ def run_worker(settings: Settings, classifier: Classifier | None = None) -> int:
 
     signal.signal(signal.SIGTERM, _handler)
     signal.signal(signal.SIGINT, _handler)
+    engine = make_engine(settings.database.url, settings.database.echo)
+    Progress(settings.health.dir, "worker").fault("starting: waiting for the database")
+    if not wait_for_database(engine, stop):
+        return 0
     clf = classifier or load_classifier(settings.model, long_running=True)
     metrics = WorkerMetrics()
     metrics.serve(settings.worker.metrics_port)
-    return Worker(settings, clf, metrics=metrics, stop=stop).run()
+    return Worker(settings, clf, engine=engine, metrics=metrics, stop=stop).run()

@@ -147,6 +147,27 @@ def compose_config(*files: Path) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- static checks
 
+REQUIRED = {"POSTGRES_PASSWORD": "x"}  # what compose refuses to start without
+
+
+def test_compose_requires_a_password_and_publishes_the_dashboard_on_loopback(tmp_path: Path) -> None:
+    no_password = tmp_path / "no-password.env"
+    no_password.write_text("\n".join(line for line in ENV_EXAMPLE.read_text().splitlines()
+                                      if not line.startswith("POSTGRES_PASSWORD=")))
+    clean_env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
+    res = subprocess.run([compose_cli(), "--project-directory", str(REPO), "--env-file", str(no_password), "-f",
+                          str(COMPOSE), "config"], capture_output=True, text=True, env=clean_env, timeout=60)
+    assert res.returncode != 0 and "POSTGRES_PASSWORD" in res.stderr, res.stderr
+    with pytest.raises(ValueError, match="POSTGRES_PASSWORD"):
+        load_compose({})
+    services = load_compose(read_env_file(ENV_EXAMPLE))["services"]
+    assert [str(p) for p in services["dashboard"]["ports"]] == ["127.0.0.1:8501:8501"]
+    opened = load_compose({**read_env_file(ENV_EXAMPLE), "DASHBOARD_BIND": "0.0.0.0"})["services"]["dashboard"]
+    assert opened["ports"] == ["0.0.0.0:8501:8501"]
+    for name, svc in services.items():
+        for port in svc.get("ports", []):
+            assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} on every interface"
+
 
 def test_compose_files_are_valid_and_read_as_compose_reads_them() -> None:
     env = read_env_file(ENV_EXAMPLE)
@@ -184,7 +205,7 @@ def test_every_finpulse_variable_is_a_setting() -> None:
     known = settings_env_names()
     text = COMPOSE.read_text() + GPU_OVERRIDE.read_text()
     used = {m["braced"] or m["named"] for m in _VAR.finditer(text) if not m["escaped"]}
-    for svc in load_compose({}, COMPOSE, GPU_OVERRIDE)["services"].values():
+    for svc in load_compose(REQUIRED, COMPOSE, GPU_OVERRIDE)["services"].values():
         used |= set(container_env(svc, {name: "x" for name in known}))
     example = set(re.findall(r"^#?\s*(FINPULSE_\w+)=", ENV_EXAMPLE.read_text(), re.M))
     unknown = sorted(n for n in used | example if n.startswith("FINPULSE_") and n not in known)
@@ -209,7 +230,7 @@ def test_dockerfile_pins_and_runs_as_non_root() -> None:
     assert re.search(r'"torch==([\d.]+)"', pyproject)[1] in re.findall(r"torch==([\d.]+)", text)  # type: ignore[index]
     targets = {
         svc["build"]["target"]
-        for svc in load_compose({}, COMPOSE, GPU_OVERRIDE)["services"].values()
+        for svc in load_compose(REQUIRED, COMPOSE, GPU_OVERRIDE)["services"].values()
         if "build" in svc
     }
     assert targets <= {s for _, s in stages}
@@ -262,11 +283,8 @@ def swap_unreachable(
     if "FINPULSE_DATABASE_URL" in env:
         url, pg = urlsplit(env["FINPULSE_DATABASE_URL"]), services["postgres"]["environment"]
         assert (url.scheme, url.hostname, url.port) == ("postgresql", "postgres", 5432), url
-        assert (url.username, url.password, url.path) == (
-            pg["POSTGRES_USER"],
-            pg["POSTGRES_PASSWORD"],
-            "/" + pg["POSTGRES_DB"],
-        )
+        assert (url.username, url.password, url.path) == (pg["POSTGRES_USER"], None, "/" + pg["POSTGRES_DB"])
+        assert env["FINPULSE_DATABASE_PASSWORD"] == pg["POSTGRES_PASSWORD"]  # apart from the URL
         out["FINPULSE_DATABASE_URL"] = db_url
     for port_var in ("FINPULSE_WORKER_METRICS_PORT", "FINPULSE_DASHBOARD_PORT"):
         if port_var in env:  # container ports are private there; here they may be taken

@@ -142,9 +142,21 @@ def test_tickers_page_ranks_movers_and_draws_a_trend(seeded_url: str, env: pytes
     assert deep.selectbox(key="ticker").value == "UMBR" and len(deep.get("plotly_chart")) == 1
 
 
+@pytest.mark.parametrize("page", ["tickers", "headlines"])
+def test_a_crafted_ticker_link_is_not_rendered(page: str, seeded_url: str, env: pytest.MonkeyPatch) -> None:
+    crafted = "X](https://evil.example/login) **urgent** <img src=x onerror=alert(1)>"
+    at = open_page(page, seeded_url, env, ticker=crafted)
+    rendered = markdown_text(at) + " ".join(str(getattr(e, "label", "")) for e in at.main)
+    if page == "tickers":
+        rendered += " ".join(str(o) for o in at.selectbox(key="ticker").options)
+    else:
+        rendered += at.text_input(key="ticker_filter").value
+    assert "evil.example" not in rendered.lower() and "onerror" not in rendered.lower()
+
+
 def test_alerts_page_lists_states_and_headlines_behind(seeded_url: str, env: pytest.MonkeyPatch) -> None:
     at = open_page("alerts", seeded_url, env)
-    assert {m.label: m.value for m in at.metric} == {"Pending": "1", "Sent": "1", "Failed": "1"}
+    assert {m.label: m.value for m in at.metric} == {"Pending": "1", "Sent": "1", "Failed": "1", "Rejected": "0"}
     table = at.dataframe[0].value
     assert table["state"].tolist() == ["pending", "sent", "failed"]
     assert {"share", "baseline_share", "z"} <= set(table.columns)  # numbers from the details JSON
@@ -208,7 +220,9 @@ def test_unreachable_database_explains_and_hides_the_password(page: str, env: py
     at = open_page(page, "postgresql://finpulse:s3cret@127.0.0.1:1/finpulse", env)
     assert time.perf_counter() - started < 30
     assert at.error[0].value.startswith("The dashboard cannot reach the database")
-    assert "s3cret" not in markdown_text(at) and "***" in markdown_text(at)
+    text = markdown_text(at)
+    assert "s3cret" not in text and "postgresql database finpulse" in text
+    assert "127.0.0.1" not in text and "finpulse:" not in text  # no host, no user: the dashboard has no login
 
 
 def test_dashboard_command_runs_streamlit_headless_on_the_configured_database() -> None:

@@ -9,7 +9,7 @@ from dashboards import data, ui
 
 ctx = ui.context()
 st.title("Alerts")
-STATES = ("pending", "sent", "failed")
+STATES = ("pending", "sent", "failed", "rejected")
 
 
 @st.fragment(run_every=ui.live_every(ctx))

@@ -20,7 +20,9 @@ st.title("Headlines")
 search_col, sentiment_col, ticker_col = st.columns([3, 2, 1])
 search = search_col.text_input("Search titles", key="search", placeholder="e.g. guidance, downgrade, $AAPL")
 sentiments = sentiment_col.multiselect("Sentiment", SENTIMENTS, key="sentiments", placeholder="All")
-ticker = ticker_col.text_input("Ticker", value=st.query_params.get("ticker", ""), key="ticker_filter").strip()
+ticker = ticker_col.text_input(
+    "Ticker", value=ui.ticker_param(st.query_params.get("ticker", "")), key="ticker_filter"
+).strip()
 
 
 @st.fragment(run_every=ui.live_every(ctx))

@@ -41,7 +41,7 @@ def live_tickers() -> None:
         },
     )
     options = movers["ticker"].tolist()
-    wanted = st.query_params.get("ticker", "").upper()
+    wanted = ui.ticker_param(st.query_params.get("ticker", ""))
     if wanted and wanted not in options:
         options.append(wanted)
     choice = st.selectbox("Ticker", options, index=options.index(wanted) if wanted else 0, key="ticker")

@@ -42,7 +42,7 @@ def add_commands(sub: Any) -> None:
 
     lst = alerts.add_parser("list", help="show stored alerts, newest first")
     lst.add_argument("--limit", type=int, default=20)
-    lst.add_argument("--state", choices=("pending", "sent", "failed"))
+    lst.add_argument("--state", choices=("pending", "sent", "failed", "rejected"))
     lst.add_argument("--json", action="store_true", help="JSONL instead of a table")
     lst.set_defaults(func=_list)
 

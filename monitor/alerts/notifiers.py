@@ -5,6 +5,12 @@
 - Backpressure is explicit: 429 waits ``Retry-After`` (up to a cap, beyond it the alert is retried on a later
   run), 5xx / timeouts / connection errors back off exponentially, and at most ``max_per_second`` posts per
   webhook. A failure is returned as data, never swallowed.
+- Delivery is at least once: a post whose answer is lost (a read timeout after the receiver got it) is sent
+  again. Every attempt for one alert and webhook carries the same ``Idempotency-Key`` header (and, for JSON
+  receivers, an ``idempotency_key`` field), so a receiver that honours it drops the repeat; Slack incoming
+  webhooks have no such key, so a Slack channel may rarely see a message twice.
+- A permanent refusal (4xx other than 408 / 429: a revoked webhook, a payload it rejects) is not retried: the
+  alert is recorded as ``rejected`` for that webhook with the receiver's answer.
 - Webhook URLs are secrets: they are kept in ``SecretStr``, identified in logs and in the database by a short
   hash, scrubbed from error texts, and httpx's own request logging (which prints URLs) is turned down.
 """
@@ -15,6 +21,7 @@ import email.utils
 import hashlib
 import json
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -27,11 +34,15 @@ from pydantic import SecretStr
 
 from monitor.alerts.queries import StoredAlert
 from monitor.errors import ConfigError
+from monitor.labels import TOPICS
 from monitor.settings import AlertSettings
 
 log = logging.getLogger(__name__)
 WebhookKind = Literal["slack", "json"]
 SEVERITY_EMOJI = {"warning": ":warning:", "high": ":rotating_light:", "critical": ":fire:"}
+SLACK_SECTION_LIMIT = 3000  # characters of mrkdwn text per section block; Slack answers 400 beyond it
+MAX_RETRY_AFTER_SECONDS = 86_400.0  # a receiver asking for more (or for inf) is taken to mean a day
+WEBHOOK_KEYS = frozenset({"url", "kind", "topics", "tickers"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,22 +82,39 @@ def parse_webhooks(settings: AlertSettings) -> list[Webhook]:
     if not isinstance(entries, list):
         raise ConfigError("FINPULSE_ALERTS_WEBHOOKS must be a JSON list of objects")
     for i, entry in enumerate(entries):
-        if not isinstance(entry, dict) or not isinstance(entry.get("url"), str):
-            raise ConfigError(f"FINPULSE_ALERTS_WEBHOOKS[{i}] needs a string 'url'")
-        kind = entry.get("kind", "slack")
-        if kind not in ("slack", "json"):
-            raise ConfigError(f"FINPULSE_ALERTS_WEBHOOKS[{i}].kind must be 'slack' or 'json', not {kind!r}")
-        hooks.append(
-            Webhook(
-                SecretStr(entry["url"]),
-                kind,
-                frozenset(entry.get("topics") or ()),
-                frozenset(t.upper() for t in entry.get("tickers") or ()),
-            )
-        )
+        hooks.append(_webhook_from(entry, f"FINPULSE_ALERTS_WEBHOOKS[{i}]"))
     if settings.slack_webhook_url is not None:
         hooks.append(Webhook(settings.slack_webhook_url, "slack"))
     return hooks
+
+
+def _names(entry: dict[str, Any], key: str, where: str) -> list[str]:
+    value = entry.get(key) or []
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise ConfigError(f'{where}.{key} must be a JSON list of names, e.g. ["Macro"], not {value!r:.60}')
+    return [v.strip() for v in value]
+
+
+def _webhook_from(entry: Any, where: str) -> Webhook:
+    """One validated webhook entry; every mistake is a ConfigError naming the entry and the field."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("url"), str):
+        raise ConfigError(f"{where} needs a string 'url'")
+    if unknown := sorted(set(entry) - WEBHOOK_KEYS):
+        raise ConfigError(
+            f"{where} has unknown field(s) {', '.join(unknown)} (allowed: {', '.join(sorted(WEBHOOK_KEYS))})"
+        )
+    if not entry["url"].startswith(("https://", "http://")):
+        raise ConfigError(f"{where}.url must be an http(s) URL")
+    kind = entry.get("kind", "slack")
+    if kind not in ("slack", "json"):
+        raise ConfigError(f"{where}.kind must be 'slack' or 'json', not {kind!r}")
+    topics = _names(entry, "topics", where)
+    if unknown_topics := sorted(set(topics) - set(TOPICS)):
+        raise ConfigError(
+            f"{where}.topics: unknown topic(s) {', '.join(unknown_topics)}; known: {', '.join(TOPICS)}"
+        )
+    tickers = [t.upper().lstrip("$") for t in _names(entry, "tickers", where)]
+    return Webhook(SecretStr(entry["url"]), kind, frozenset(topics), frozenset(tickers))
 
 
 # --- payloads -------------------------------------------------------------------------------------------
@@ -98,7 +126,35 @@ def _title(alert: StoredAlert) -> str:
 
 
 def _slack_escape(text: str) -> str:
+    """Text safe in mrkdwn: the three control characters escaped, so ``<!channel>``, ``<url|label>`` and
+    ``<@U123>`` in a headline stay text."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _slack_link(url: str | None, title: str) -> str:
+    """A headline as a mrkdwn link when its URL is a plain http(s) URL, else as text. ``|`` and ``>`` in
+    the URL would end the link early (and let the rest render as markup), so they are percent-encoded."""
+    label = _slack_escape(title[:200]).replace("|", "¦")
+    if not url or not url.startswith(("https://", "http://")) or len(url) > 500:
+        return f"• {_slack_escape(title[:200])}"
+    safe = (
+        url.replace("&", "&amp;")
+        .replace("<", "%3C")
+        .replace(">", "%3E")
+        .replace("|", "%7C")
+        .replace(" ", "%20")
+    )
+    return f"• <{safe}|{label}>"
+
+
+def _fit_section(header: str, lines: Sequence[str], limit: int = SLACK_SECTION_LIMIT) -> str:
+    """``header`` and as many whole ``lines`` as fit in one section's character limit."""
+    text = header if len(header) <= limit - 2 else header[: limit - 3] + "…"
+    for line in lines:
+        if len(text) + 1 + len(line) > limit - 2:
+            return text + "\n…"
+        text += "\n" + line
+    return text
 
 
 def slack_payload(alert: StoredAlert, dashboard_url: str) -> dict[str, Any]:
@@ -113,20 +169,18 @@ def slack_payload(alert: StoredAlert, dashboard_url: str) -> dict[str, Any]:
         f"*Negative share*\n{share}",
         f"*Severity*\n{SEVERITY_EMOJI.get(alert.severity, '')} {alert.severity}",
     ]
-    lines = []
-    for h in d.get("headlines", [])[:5]:
-        title = _slack_escape(h["title"][:200])
-        lines.append(f"• <{h['url']}|{title}>" if h.get("url") else f"• {title}")
+    lines = [_slack_link(h.get("url"), str(h.get("title", ""))) for h in d.get("headlines", [])[:5]]
+    explanation = _slack_escape(str(d.get("explanation", "")))[: SLACK_SECTION_LIMIT - 1]
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": _title(alert)[:150]}},
-        {"type": "section", "fields": [{"type": "mrkdwn", "text": f} for f in fields]},
-        {"type": "section", "text": {"type": "mrkdwn", "text": _slack_escape(d.get("explanation", ""))}},
+        {"type": "section", "fields": [{"type": "mrkdwn", "text": f[:2000]} for f in fields]},
+        {"type": "section", "text": {"type": "mrkdwn", "text": explanation or " "}},
     ]
     if lines:
         blocks.append(
             {
                 "type": "section",
-                "text": {"type": "mrkdwn", "text": "*Top negative headlines*\n" + "\n".join(lines)},
+                "text": {"type": "mrkdwn", "text": _fit_section("*Top negative headlines*", lines)},
             }
         )
     blocks.append(
@@ -137,7 +191,16 @@ def slack_payload(alert: StoredAlert, dashboard_url: str) -> dict[str, Any]:
             ],
         }
     )
-    return {"text": f"{_title(alert)}: {d.get('explanation', '')}", "blocks": blocks}
+    return {
+        "text": f"{_title(alert)}: {_slack_escape(str(d.get('explanation', '')))}"[:3000],
+        "blocks": blocks,
+    }
+
+
+def idempotency_key(hook: Webhook, alert_keys: Sequence[str]) -> str:
+    """Stable for one webhook and one alert (or one digest of the same alerts): every retry carries it."""
+    basis = "\x1f".join([hook.id, *sorted(alert_keys)])
+    return "finpulse-" + hashlib.sha256(basis.encode()).hexdigest()[:32]
 
 
 def json_payload(alert: StoredAlert, dashboard_url: str) -> dict[str, Any]:
@@ -160,20 +223,17 @@ def slack_digest_payload(alerts: Sequence[StoredAlert], dashboard_url: str) -> d
     worst = ranked[0]
     title = f"Negative news spike on {len(alerts)} keys ({worst.severity})"
     lines = [
-        f"{SEVERITY_EMOJI.get(a.severity, '')} `{a.key}` {_slack_escape(a.details.get('explanation', ''))}"
+        f"{SEVERITY_EMOJI.get(a.severity, '')} `{a.key}` {_slack_escape(str(a.details.get('explanation', ''))[:300])}"
         for a in ranked[:15]
     ]
     if len(ranked) > 15:
         lines.append(f"… and {len(ranked) - 15} more on the dashboard")
     heads = [
-        f"• <{h['url']}|{_slack_escape(h['title'][:200])}>"
-        if h.get("url")
-        else f"• {_slack_escape(h['title'][:200])}"
-        for h in worst.details.get("headlines", [])[:5]
+        _slack_link(h.get("url"), str(h.get("title", ""))) for h in worst.details.get("headlines", [])[:5]
     ]
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": title[:150]}},
-        {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)[:2900]}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": _fit_section(lines[0], lines[1:])}},
     ]
     if heads:
         blocks.append(
@@ -181,7 +241,7 @@ def slack_digest_payload(alerts: Sequence[StoredAlert], dashboard_url: str) -> d
                 "type": "section",
                 "text": {
                     "type": "mrkdwn",
-                    "text": f"*Top negative headlines ({worst.key})*\n" + "\n".join(heads),
+                    "text": _fit_section(f"*Top negative headlines ({worst.key})*", heads),
                 },
             }
         )
@@ -215,24 +275,28 @@ class PostResult:
     status: int | None = None
     error: str | None = None  # never contains the URL
     retry_after: float | None = None  # seconds the receiver asked us to wait (when it exceeded our cap)
+    permanent: bool = False  # a 4xx refusal (not 408/429): retrying the same post cannot succeed
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """``Retry-After`` as seconds (delta-seconds or an HTTP date)."""
+    """``Retry-After`` as seconds (delta-seconds or an HTTP date), between 0 and a day; ``inf``, ``1e12`` or a
+    date centuries away mean "a day", ``nan`` or garbage mean "not given"."""
     if not value:
         return None
-    value = value.strip()
+    value = value.strip()[:100]
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
         pass
+    else:
+        return None if math.isnan(seconds) else min(MAX_RETRY_AFTER_SECONDS, max(0.0, seconds))
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+    return min(MAX_RETRY_AFTER_SECONDS, max(0.0, (when - (now or datetime.now(UTC))).total_seconds()))
 
 
 class WebhookSender:
@@ -287,14 +351,17 @@ class WebhookSender:
                     self._sleep(wait)
             self._last_post[hook_id] = self._clock()
 
-    def post(self, hook: Webhook, payload: dict[str, Any]) -> PostResult:
+    def post(self, hook: Webhook, payload: dict[str, Any], idempotency_key: str | None = None) -> PostResult:
+        """Post with retries. ``idempotency_key`` (the same on every attempt and every run for one alert and
+        webhook) goes out as the ``Idempotency-Key`` header."""
         url = hook.url.get_secret_value()
         error, status = "not attempted", None
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         for attempt in range(1, self.attempts + 1):
             self._throttle(hook.id)
             wait = self.backoff_seconds * 2 ** (attempt - 1)
             try:
-                resp = self._client.post(url, json=payload)
+                resp = self._client.post(url, json=payload, headers=headers)
             except httpx.HTTPError as exc:
                 error, status = _scrub(f"{type(exc).__name__}: {exc}", url), None
             else:
@@ -303,6 +370,9 @@ class WebhookSender:
                     log.info("webhook %s accepted the message (attempt %d)", hook.id, attempt)
                     return PostResult(True, attempt, status)
                 error = _scrub(f"HTTP {status}: {resp.text[:200]}", url)
+                if 400 <= status < 500 and status not in (408, 429):
+                    log.error("webhook %s refused the message (%s); not retrying", hook.id, error)
+                    return PostResult(False, attempt, status, error, permanent=True)
                 if status == 429:
                     asked = parse_retry_after(resp.headers.get("Retry-After"))
                     if asked is not None and asked > self.max_retry_after:

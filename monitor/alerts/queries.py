@@ -19,7 +19,7 @@ from monitor.alerts.detector import CountSeries, Spike
 from monitor.store import alerts, epoch_seconds, news_items, news_tags, news_tickers
 
 KeyKind = Literal["overall", "topic", "ticker"]
-AlertState = Literal["pending", "sent", "failed"]
+AlertState = Literal["pending", "sent", "failed", "rejected"]  # rejected: a webhook refused it for good (4xx)
 OVERALL = "all"
 
 
@@ -285,6 +285,8 @@ def record_attempt(
     }
     if error is None:
         values |= {"state": "sent", "sent_at": now, "last_error": note, "next_attempt_at": None}
+    elif note == "rejected":  # terminal: not picked up by due_alerts again
+        values |= {"state": "rejected", "last_error": error[:2000], "next_attempt_at": None}
     else:
         values |= {"state": "failed", "last_error": error[:2000], "next_attempt_at": next_attempt_at}
     conn.execute(sa.update(alerts).where(alerts.c.id == alert.id).values(**values))

@@ -3,12 +3,17 @@
 Job defaults: ``coalesce`` (missed runs collapse into one), ``max_instances=1`` (a slow run is never
 overlapped by the next) and a misfire grace of one interval. Before each run the process makes sure it holds
 the database lock; an instance without it stays on standby and takes over when the holder goes away.
+
+On SIGTERM the run in flight finishes (its posts are answered and recorded) before the lock is released, so
+a restart neither re-sends nor loses what that run was posting. Each completed run (or standby check) marks
+progress for ``finpulse healthcheck scheduler``; a run that raises marks a fault instead.
 """
 
 from __future__ import annotations
 
 import logging
 import signal
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from types import FrameType
@@ -19,8 +24,10 @@ from apscheduler.triggers.interval import IntervalTrigger
 from monitor.alerts.locks import DatabaseLock
 from monitor.alerts.notifiers import WebhookSender, parse_webhooks
 from monitor.alerts.service import AlertService, RunReport
+from monitor.faults import describe
+from monitor.health import Progress
 from monitor.settings import Settings
-from monitor.store import init_db, make_engine
+from monitor.store import make_engine, mask_url, wait_for_database
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +48,18 @@ def guarded_run(service: AlertService, lock: DatabaseLock, now: datetime) -> Run
     return report
 
 
+def tracked_run(service: AlertService, lock: DatabaseLock, progress: Progress) -> RunReport | None:
+    """``guarded_run`` that records its outcome for the progress healthcheck (errors logged, not raised)."""
+    try:
+        report = guarded_run(service, lock, datetime.now(UTC))
+    except Exception as exc:  # noqa: BLE001 - a failed run is retried on the next interval
+        progress.fault(f"run failed: {describe(exc)}")
+        log.exception("scheduler run failed; retrying on the next interval")
+        return None
+    progress.ok("standby" if report.skipped else "ok")
+    return report
+
+
 def build_scheduler(job: Callable[[], object], interval_seconds: int) -> BlockingScheduler:
     scheduler = BlockingScheduler(
         timezone=UTC,
@@ -58,9 +77,15 @@ def build_scheduler(job: Callable[[], object], interval_seconds: int) -> Blockin
 
 def run_scheduler(settings: Settings) -> int:
     alerts = settings.alerts
+    hooks = parse_webhooks(alerts)  # a bad webhook config fails here, at start, with a clear message
     engine = make_engine(settings.database.url, echo=settings.database.echo)
-    init_db(engine)
-    hooks = parse_webhooks(alerts)
+    progress = Progress(settings.health.dir, "scheduler")
+    progress.fault("starting: waiting for the database")
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    signal.signal(signal.SIGINT, lambda *_: stopping.set())
+    if not wait_for_database(engine, stopping):
+        return 0
     if not hooks:
         log.warning(
             "no webhooks configured (FINPULSE_ALERTS_WEBHOOKS / FINPULSE_ALERTS_SLACK_WEBHOOK_URL): "
@@ -70,13 +95,15 @@ def run_scheduler(settings: Settings) -> int:
     service = AlertService(engine, alerts, hooks, sender)
     lease = timedelta(seconds=max(alerts.lock_lease_seconds, 3 * alerts.interval_seconds))
     lock = DatabaseLock(engine, alerts.lock_name, lease)
-    scheduler = build_scheduler(
-        lambda: guarded_run(service, lock, datetime.now(UTC)), alerts.interval_seconds
-    )
+    scheduler = build_scheduler(lambda: tracked_run(service, lock, progress), alerts.interval_seconds)
+
+    closing: list[threading.Thread] = []
 
     def stop(signum: int, _frame: FrameType | None) -> None:
-        log.info("signal %d: stopping the scheduler", signum)
-        scheduler.shutdown(wait=False)
+        log.info("signal %d: stopping the scheduler after the run in flight", signum)
+        if not closing:  # shutdown(wait=True) joins the job thread; not from the signal handler itself
+            closing.append(threading.Thread(target=scheduler.shutdown, kwargs={"wait": True}, daemon=True))
+            closing[0].start()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
@@ -84,11 +111,13 @@ def run_scheduler(settings: Settings) -> int:
         "scheduler: every %d s, %d webhook(s), database %s",
         alerts.interval_seconds,
         len(hooks),
-        engine.url.render_as_string(hide_password=True),
+        mask_url(engine.url.render_as_string(hide_password=False)),
     )
     try:
         scheduler.start()
     finally:
+        for thread in closing:  # the main loop can return before the job in flight has finished
+            thread.join()
         lock.release()
         sender.close()
         engine.dispose()

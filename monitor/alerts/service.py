@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 
 from monitor.alerts import queries as q
 from monitor.alerts.detector import CountSeries, DetectorParams, KeyState, Spike, scan
-from monitor.alerts.notifiers import Webhook, WebhookSender, digest_payload_for, payload_for
+from monitor.alerts.notifiers import Webhook, WebhookSender, digest_payload_for, idempotency_key, payload_for
 from monitor.settings import AlertSettings
 
 log = logging.getLogger(__name__)
@@ -116,6 +116,7 @@ class _Outcome:
     errors: list[str]
     routed: bool = False
     retry_after: float | None = None
+    rejected: list[str] | None = None  # permanent refusals (never retried)
 
 
 def _batches(pending: list[q.StoredAlert], digest_min: int) -> list[list[q.StoredAlert]]:
@@ -147,16 +148,22 @@ def deliver_due(
                 if len(batch) == 1
                 else digest_payload_for(hook, batch, settings.dashboard_url)
             )
-            result = sender.post(hook, payload)
+            key = idempotency_key(hook, [a.alert_key for a in batch])
+            if hook.kind == "json":
+                payload["idempotency_key"] = key
+            result = sender.post(hook, payload, idempotency_key=key)
             for a in batch:
                 o = outcome[a.id]
                 if result.ok:
                     o.deliveries[hook.id] = now.isoformat()
+                elif result.permanent:  # recorded as handled for this webhook, so it is never posted again
+                    o.deliveries[hook.id] = f"rejected {now.isoformat()}: {result.error}"[:300]
+                    o.rejected = [*(o.rejected or []), f"{hook.id}: {result.error}"]
                 else:
                     o.errors.append(f"{hook.id}: {result.error}")
                     if result.retry_after is not None:
                         o.retry_after = max(o.retry_after or 0.0, result.retry_after)
-            if result.ok:
+            if result.ok or result.permanent:
                 with engine.begin() as conn:
                     for a in batch:
                         q.save_deliveries(conn, a.id, outcome[a.id].deliveries)
@@ -168,6 +175,8 @@ def deliver_due(
             log.warning("alert %s: %s", alert.alert_key, note)
         error = "; ".join(o.errors) if o.errors else None
         next_at = now + retry_delay(alert.attempts + 1, settings, o.retry_after) if error else None
+        if o.rejected and not error:  # every webhook answered; some refused for good: a terminal state
+            error, note = "rejected, not retried: " + "; ".join(o.rejected), "rejected"
         with engine.begin() as conn:
             q.record_attempt(conn, alert, o.deliveries, error, now, next_at, note)
         if error:

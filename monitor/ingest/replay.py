@@ -32,11 +32,34 @@ class ColumnMap:
     timezone: str = "UTC"  # applied to naive timestamps
 
 
-def read_rows(path: Path) -> pd.DataFrame:
-    """CSV or JSONL (by extension; ``.json``/``.jsonl``/``.ndjson`` are JSON lines)."""
+def read_rows(path: Path) -> tuple[pd.DataFrame, list[str]]:
+    """CSV or JSONL (by extension; ``.json``/``.jsonl``/``.ndjson`` are JSON lines), plus one error line per
+    line that could not be read at all (a malformed line is reported and skipped, never aborts the file).
+    Each row keeps its line number in ``_line``."""
+    errors: list[str] = []
     if path.suffix.lower() in {".jsonl", ".ndjson", ".json"}:
-        return pd.read_json(path, lines=True, dtype=False, convert_dates=False)
-    return pd.read_csv(path, dtype=str, keep_default_na=False)
+        rows: list[dict[str, Any]] = []
+        with path.open(encoding="utf-8", errors="replace") as fh:
+            for n, line in enumerate(fh, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except (ValueError, RecursionError) as exc:
+                    errors.append(f"line {n}: not JSON ({str(exc)[:100]})")
+                    continue
+                if not isinstance(row, dict):
+                    errors.append(f"line {n}: not a JSON object")
+                    continue
+                rows.append({**row, "_line": n})
+        return pd.DataFrame(rows), errors
+
+    def bad_line(fields: list[str]) -> None:
+        errors.append(f"malformed CSV line ({len(fields)} fields): {','.join(fields)[:100]!r}")
+        return None
+
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False, engine="python", on_bad_lines=bad_line)
+    return frame.assign(_line=range(2, len(frame) + 2)), errors
 
 
 def _clean(v: Any) -> Any:
@@ -45,7 +68,19 @@ def _clean(v: Any) -> Any:
     return v
 
 
+def epoch_unit(value: float) -> str:
+    """Pure: the unit of a bare epoch number, by magnitude (seconds until year ~5138, then ms, µs, ns)."""
+    size = abs(value)
+    return "s" if size < 1e11 else "ms" if size < 1e14 else "us" if size < 1e17 else "ns"
+
+
 def parse_time(value: Any, tz: str) -> datetime:
+    """A timestamp as UTC. Bare numbers (JSON numbers or digit strings) are epoch time in the unit their size
+    implies — pandas would read every number as nanoseconds, putting ``1700000000`` in January 1970."""
+    if isinstance(value, str) and value.strip().lstrip("-").replace(".", "", 1).isdigit():
+        value = float(value.strip())
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return pd.Timestamp(value, unit=epoch_unit(value), tz="UTC").to_pydatetime()
     ts = pd.Timestamp(value)
     if ts.tzinfo is None:
         ts = ts.tz_localize(tz)
@@ -74,14 +109,13 @@ def row_to_item(row: Mapping[str, Any], cols: ColumnMap) -> NewsItem:
 
 def load_items(path: Path, cols: ColumnMap) -> tuple[list[NewsItem], list[str]]:
     """All valid items ordered by time, plus one error line per rejected row."""
-    df = read_rows(path)
+    df, errors = read_rows(path)
     items: list[NewsItem] = []
-    errors: list[str] = []
     for n, row in enumerate(df.to_dict(orient="records"), start=1):
         try:
             items.append(row_to_item(row, cols))
-        except (ValueError, ValidationError, TypeError) as exc:
-            errors.append(f"row {n}: {str(exc).splitlines()[0][:200]}")
+        except (ValueError, ValidationError, TypeError, OverflowError) as exc:
+            errors.append(f"row {n} (line {row.get('_line', '?')}): {str(exc).splitlines()[0][:200]}")
     items.sort(key=lambda i: i.published_at)
     return items, errors
 

@@ -1,5 +1,8 @@
 """``finpulse ingest rss URL…``: poll RSS/Atom feeds and publish entries not sent before (across restarts:
-the ids already sent are kept in a small state file, written atomically after the producer flushed)."""
+the ids already sent are kept in a small state file, written atomically after every send was acknowledged).
+
+Each feed is fetched with bounded time and size (``monitor.ingest.fetch``) and parsed from bytes; one bad
+entry (a year-0 date, a malformed link) is skipped with a log line, one bad feed never stops the others."""
 
 from __future__ import annotations
 
@@ -16,8 +19,10 @@ from typing import Any
 from urllib.parse import urlparse
 
 import feedparser
-from pydantic import ValidationError
+import httpx
 
+from monitor.health import Progress
+from monitor.ingest.fetch import FetchError, FetchLimits, fetch_feed, make_client
 from monitor.schema import NewsItem, extract_cashtags, stable_id
 
 log = logging.getLogger(__name__)
@@ -25,7 +30,21 @@ MAX_REMEMBERED = 100_000
 
 
 def entry_to_item(entry: Any, feed_title: str, now: datetime) -> NewsItem | None:
-    """Pure: a feedparser entry → NewsItem (None when it has no title)."""
+    """Pure: a feedparser entry → NewsItem, or None (logged) when it has no title or anything in it is
+    unusable. Never raises: one entry must not stop the feed."""
+    try:
+        return _entry_to_item(entry, feed_title, now)
+    except Exception as exc:  # noqa: BLE001 - feeds are hostile input; the entry is skipped, with the reason
+        log.warning(
+            "skipping feed entry %r: %s: %s",
+            str(entry.get("title", ""))[:80],
+            type(exc).__name__,
+            str(exc).splitlines()[0][:200] if str(exc) else "",
+        )
+        return None
+
+
+def _entry_to_item(entry: Any, feed_title: str, now: datetime) -> NewsItem | None:
     title = (entry.get("title") or "").strip()
     if not title:
         return None
@@ -34,20 +53,15 @@ def entry_to_item(entry: Any, feed_title: str, now: datetime) -> NewsItem | None
     link = entry.get("link")
     source = feed_title or (urlparse(link).hostname if link else "rss") or "rss"
     guid = entry.get("id") or link
-    tickers = extract_cashtags(title)
-    try:
-        return NewsItem(
-            id=stable_id(source, guid, title),
-            title=title,
-            published_at=min(when, now),
-            source=source[:200],
-            url=link,
-            body=(entry.get("summary") or None),
-            tickers=tuple(tickers),
-        )
-    except ValidationError as exc:
-        log.warning("skipping feed entry %r: %s", title[:80], exc.errors()[0]["msg"])
-        return None
+    return NewsItem(
+        id=stable_id(source, guid, title),
+        title=title,
+        published_at=min(when, now),
+        source=source[:200],
+        url=link,
+        body=(entry.get("summary") or None),
+        tickers=tuple(extract_cashtags(title)[:32]),
+    )
 
 
 def new_items(feed: Any, seen: set[str], now: datetime) -> list[NewsItem]:
@@ -91,24 +105,57 @@ class SentState:
         os.replace(tmp, self.path)
 
 
-def poll_forever(urls: list[str], interval_s: float, state: SentState, publish: Any,
-                 stop: threading.Event, once: bool = False) -> int:
-    """Fetch every feed, publish new entries (``publish(items)`` must flush), then remember them."""
-    total = 0
-    while not stop.is_set():
-        for url in urls:
-            feed = feedparser.parse(url, agent="FinPulse/0.1 (+rss ingest)")
+def poll_once(
+    urls: list[str], client: httpx.Client, limits: FetchLimits, state: SentState, publish: Any
+) -> tuple[int, int]:
+    """One cycle over every feed: (feeds fetched and handled, items sent). A feed that fails is logged and
+    tried again next cycle; its items are not remembered as sent."""
+    handled = sent = 0
+    for url in urls:
+        try:
+            feed = feedparser.parse(fetch_feed(client, url, limits))
             if feed.get("bozo") and not feed.get("entries"):
                 log.warning("feed %s unreadable: %s", url, feed.get("bozo_exception"))
                 continue
             items = new_items(feed, set(state.seen), datetime.now(UTC))
             if items:
-                publish(items)
+                publish(items)  # raises when a send was not acknowledged: nothing is remembered then
                 state.add(i.id for i in items)
                 state.save()
-                total += len(items)
                 log.info("feed %s: %d new items", url, len(items))
-        if once:
-            break
-        stop.wait(interval_s)
+                sent += len(items)
+            handled += 1
+        except FetchError as exc:
+            log.warning("feed %s not fetched: %s", url, exc)
+        except Exception as exc:  # noqa: BLE001 - one feed (or a failed send) never stops the others
+            log.error("feed %s failed: %s: %s", url, type(exc).__name__, str(exc)[:200])
+    return handled, sent
+
+
+def poll_forever(
+    urls: list[str],
+    interval_s: float,
+    state: SentState,
+    publish: Any,
+    stop: threading.Event,
+    once: bool = False,
+    limits: FetchLimits | None = None,
+    progress: Progress | None = None,
+) -> int:
+    """Fetch every feed, publish new entries (``publish(items)`` must flush and check every send), then
+    remember them. Progress is a cycle in which at least one feed was handled."""
+    total = 0
+    limits = limits or FetchLimits()
+    with make_client(limits) as client:
+        while not stop.is_set():
+            handled, sent = poll_once(urls, client, limits, state, publish)
+            total += sent
+            if progress is not None:
+                if handled or not urls:
+                    progress.ok()
+                else:
+                    progress.fault(f"no feed fetched in the last cycle ({len(urls)} tried)")
+            if once:
+                break
+            stop.wait(interval_s)
     return total
