@@ -13,6 +13,8 @@ from monitor.classify import load_classifier
 from monitor.labels import SENTIMENTS, TOPICS
 from monitor.settings import ModelSettings
 from tests.test_nn import tiny_llama_dir
+from training.batches import bucketed_batches, masked_loss
+from training.config import TrainConfig
 from training.data import (
     TWEET_SENTIMENT,
     DataError,
@@ -32,8 +34,6 @@ from training.evaluate import (
     expected_calibration_error,
     format_report,
 )
-from training.batches import bucketed_batches, masked_loss
-from training.config import TrainConfig
 from training.train import run_training
 
 
