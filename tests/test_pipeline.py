@@ -145,8 +145,14 @@ def test_malformed_messages_go_to_the_dlq_and_the_worker_keeps_running(kafka: Ka
         produce(kafka, more)
         wait_for(lambda: len(stored_ids(sqlite_url)) == 45, 60, "items after the bad ones")
         assert worker.stats.dlq == len(bad)
-        metrics = prometheus_client.generate_latest(worker.metrics.registry).decode()
-        assert "finpulse_items_total 45.0" in metrics
+
+        def metrics_text() -> str:
+            return prometheus_client.generate_latest(worker.metrics.registry).decode()
+
+        # The rows commit before the batch is counted: wait for the counters, not only the table.
+        wait_for(lambda: "finpulse_items_total 45.0" in metrics_text()
+                 and "finpulse_consumer_lag_total 0.0" in metrics_text(), 30, "metrics caught up")
+        metrics = metrics_text()
         assert sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
                    if line.startswith("finpulse_dlq_total{")) == len(bad)
         assert "finpulse_consumer_lag_total 0.0" in metrics and "finpulse_batch_seconds_count" in metrics
