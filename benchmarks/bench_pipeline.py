@@ -28,12 +28,11 @@ from monitor.settings import KafkaSettings, ModelSettings, Settings
 from monitor.store import make_engine, news_items
 from monitor.worker import Worker
 
-HEADLINES = Path("/work/shared/data/news-headlines-2017-2020")
-
 
 def headlines(n: int) -> list[str]:
     titles: list[str] = []
-    for f in sorted(HEADLINES.glob("*.csv")) if HEADLINES.exists() else []:
+    archive = Settings().data.root / "news-headlines-2017-2020"  # FINPULSE_DATA_DIR
+    for f in sorted(archive.glob("*.csv")) if archive.exists() else []:
         import pandas as pd
 
         df = pd.read_csv(f)

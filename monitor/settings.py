@@ -192,6 +192,18 @@ class HealthSettings(_Section):
     (``finpulse healthcheck worker|scheduler|ingest`` reads it)."""
 
 
+class DataSettings(_Section):
+    dir: str = "../shared/data"
+    """FINPULSE_DATA_DIR: the data sets read by training, benchmarks and the data tests (never copied); a
+    relative path is taken from the repository root."""
+
+    @property
+    def root(self) -> Path:
+        """``dir`` as an absolute path."""
+        path = Path(self.dir).expanduser()
+        return path if path.is_absolute() else (REPO_ROOT / path).resolve()
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="FINPULSE_",
@@ -210,6 +222,7 @@ class Settings(BaseSettings):
     dashboard: DashboardSettings = DashboardSettings()
     health: HealthSettings = HealthSettings()
     ingest: IngestSettings = IngestSettings()
+    data: DataSettings = DataSettings()
 
     def with_overrides(self, **sections: dict[str, Any]) -> Settings:
         """A copy with some fields replaced, e.g. ``with_overrides(kafka={"bootstrap": "h:9092"})``.

@@ -11,8 +11,9 @@ import pytest
 
 from monitor.alerts import nab
 from monitor.cli import main
+from tests.conftest import data_dir
 
-NAB_DIR = Path("/work/shared/data/nab-realtweets")
+NAB_DIR = data_dir("nab-realtweets")
 needs_data = pytest.mark.skipif(not NAB_DIR.is_dir(), reason="NAB realTweets data not present")
 STANDARD = nab.CostMatrix(tp=1.0, fn=1.0, fp=0.11)
 LOW_FN = nab.CostMatrix(tp=1.0, fn=2.0, fp=0.11)

@@ -12,6 +12,7 @@ import torch
 from monitor.classify import load_classifier
 from monitor.labels import SENTIMENTS, TOPICS
 from monitor.settings import ModelSettings
+from tests.conftest import data_dir
 from tests.test_nn import tiny_llama_dir
 from training.batches import bucketed_batches, masked_loss
 from training.config import TrainConfig
@@ -236,12 +237,9 @@ def test_evaluate_cli_prints_report_and_json(
     assert "weighted avg" in capsys.readouterr().out
 
 
-@pytest.mark.skipif(
-    not Path(__file__).resolve().parents[2].joinpath("shared", "data").is_dir(),
-    reason="../shared/data not present",
-)
+@pytest.mark.skipif(not data_dir("financial-phrasebank").is_dir(), reason="FINPULSE_DATA_DIR has no data sets")
 def test_shared_datasets_load_with_provenance() -> None:
-    examples, sources = shared_datasets(Path(__file__).resolve().parents[2] / "shared" / "data")
+    examples, sources = shared_datasets(data_dir())
     counts = {s.name: s.rows for s in sources}
     assert counts["fpb"] > 3000 and counts["tweet-sentiment"] > 9000 and counts["tweet-topic"] > 16000
     assert {e.label for e in examples if e.task == "topic"} == set(TOPICS)

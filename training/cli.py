@@ -145,7 +145,7 @@ def add_commands(sub: Any) -> None:
     p.add_argument(
         "--out", dest="out_dir", help="output model directory (default models/finpulse-smollm2-lora)"
     )
-    p.add_argument("--data-dir", help="folder with the shared data sets (default ../shared/data)")
+    p.add_argument("--data-dir", help="folder with the data sets (default FINPULSE_DATA_DIR)")
     p.add_argument("--extra", action="append", dest="extra_data", help="extra CSV/JSONL: TASK:PATH")
     p.add_argument("--mode", choices=["lora", "full", "heads-only"])
     p.add_argument("--backbone", help="named GGUF backbone or HF folder (FINPULSE_MODEL_BACKBONE)")
@@ -202,7 +202,7 @@ def add_commands(sub: Any) -> None:
 
     p = sub.add_parser("pretrain", help="domain-adaptive pre-training of the upper layers on headlines")
     p.add_argument("--out", required=True, help="domain adapter file to write (.safetensors)")
-    p.add_argument("--data-dir", help="folder with the shared data sets (default ../shared/data)")
+    p.add_argument("--data-dir", help="folder with the data sets (default FINPULSE_DATA_DIR)")
     p.add_argument("--texts-file", help="one text per line instead of the news archive")
     p.add_argument("--max-texts", type=int, help="a seeded sample of this many texts")
     p.add_argument("--epochs", type=int)
