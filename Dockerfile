@@ -47,7 +47,7 @@ LABEL org.opencontainers.image.title="FinPulse" \
       org.opencontainers.image.description="Streaming financial-news sentiment monitor" \
       org.opencontainers.image.licenses="Apache-2.0"
 # g++: the worker torch.compiles the classifier at start (inductor writes C++ on CPU; triton's launcher needs a C
-# compiler on CUDA), ~1.6x the eager throughput. Without it the worker logs why and runs eagerly.
+# compiler on CUDA), faster than eager (docs/benchmarks.md). Without it the worker logs why and runs eagerly.
 RUN apt-get update \
     && apt-get install -y --no-install-recommends g++=4:12.2.0-3 \
     && rm -rf /var/lib/apt/lists/*

@@ -67,7 +67,7 @@ def run_once(bootstrap: str, n: int, model: str, batch_size: int, tag: str) -> d
     engine = make_engine(settings.database.url)
     thread = threading.Thread(target=worker.run, daemon=True)
     thread.start()
-    # Clock starts at the first stored batch (excludes the group join, ~3 s on Tansu).
+    # Clock starts at the first stored batch (excludes the group join).
     while worker.stats.batches == 0:
         time.sleep(0.01)
     start, first_items, model_s0 = time.monotonic(), worker.stats.items, worker.metrics.model_seconds._value.get()

@@ -53,7 +53,7 @@ def run_all(settings: Settings, port: int | None = None, model: str | None = Non
     broker = start_broker(port)
     env = {**os.environ, "FINPULSE_KAFKA_BOOTSTRAP": broker.bootstrap,
            "FINPULSE_DATABASE_URL": url_text(settings.database.url),
-           # The demo stream needs a few items/s: skip the worker's 1-3 min torch.compile warm-up unless asked.
+           # The demo stream needs a few items/s: skip the worker's torch.compile warm-up unless asked.
            "FINPULSE_MODEL_COMPILE": os.environ.get("FINPULSE_MODEL_COMPILE", "off")}
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

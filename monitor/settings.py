@@ -3,7 +3,7 @@ file, or a CLI flag (flags override the environment).
 
 Environment names are ``FINPULSE_<SECTION>_<FIELD>``: the first ``_`` after the prefix separates the section
 from the field (``env_nested_max_split=1``), so ``FINPULSE_KAFKA_BOOTSTRAP`` sets ``kafka.bootstrap`` and
-``FINPULSE_WORKER_BATCH_SIZE`` sets ``worker.batch_size``. (STYLE.md suggests ``__`` as the delimiter; the
+``FINPULSE_WORKER_BATCH_SIZE`` sets ``worker.batch_size``. (A ``__`` delimiter would be the usual choice; the
 public contract names such as ``FINPULSE_KAFKA_BOOTSTRAP`` need a single ``_``.)
 """
 

@@ -171,5 +171,5 @@ def test_bench_nab_command_writes_nab_result_files_and_prints_the_scores(
         )
     rescored = nab.score_profile("standard", STANDARD, results).normalised
     assert rescored == pytest.approx(scores["standard"], abs=0.01)
-    # Regression guard for the one NAB parameter set (see the README, section Alerts, for the measured table).
+    # Regression guard for the one NAB parameter set (measured table: docs/benchmarks.md).
     assert scores["standard"] >= 70.0

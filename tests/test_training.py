@@ -206,6 +206,9 @@ def test_training_reduces_the_loss_and_saves_a_loadable_model(
     assert card["validation"]["topic"]["weighted_f1"] == 1.0
     assert {d["name"] for d in card["data"]} == {"sent", "topic"} and len(card["data"][0]["sha256"]) == 64
     assert "CC BY-NC-SA" in (model_dir / "model_card.md").read_text()
+    for name in ("model_card.json", "model_card.md"):  # names and relative paths only, never this machine's
+        assert str(model_dir.parent) not in (model_dir / name).read_text(), name
+    assert card["training_config"]["extra_data"] == ["sentiment:sent.csv", "topic:topic.csv"]
     classifier = load_classifier(settings.model_copy(update={"path": str(model_dir)}))
     tags = classifier.predict(["company 999 shares plunge after profit warning", "dividend raised to 7"])
     assert tags[0].sentiment == "negative" and tags[1].topic == "Dividend"

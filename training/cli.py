@@ -141,7 +141,7 @@ def add_commands(sub: Any) -> None:
     _add_model_flags(p)
     p.set_defaults(func=_cmd_evaluate)
 
-    p = sub.add_parser("train", help="fine-tune the classifier (see the README, section Classifier)")
+    p = sub.add_parser("train", help="fine-tune the classifier (see docs/classifier.md)")
     p.add_argument(
         "--out", dest="out_dir", help="output model directory (default models/finpulse-smollm2-lora)"
     )
