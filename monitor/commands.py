@@ -6,12 +6,12 @@ import argparse
 import json
 import logging
 import sys
-import threading
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 from monitor.settings import Settings
+from monitor.signals import stop_on_signals
 
 log = logging.getLogger("finpulse")
 
@@ -190,21 +190,12 @@ def _send_counted(producer: Any, topic: str, chunk: list[Any], sent: int, failed
         return sent + len(chunk) - exc.failed, failed + exc.failed
 
 
-def _stop_on_signals() -> threading.Event:
-    import signal
-
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    return stop
-
-
 def _rss(args: argparse.Namespace, settings: Settings) -> int:
     from monitor.health import Progress
     from monitor.ingest.fetch import FetchLimits
     from monitor.ingest.rss import SentState, poll_forever
 
-    stop = _stop_on_signals()
+    stop = stop_on_signals()
     progress = Progress(settings.health.dir, "ingest")
     progress.fault("starting: connecting to Kafka")
     producer, publish = _flush_publisher(settings)
@@ -245,7 +236,7 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
         args.backfill_rate,
         args.seed,
     )
-    stop = _stop_on_signals()
+    stop = stop_on_signals()
     producer, publish = _flush_publisher(settings)
     try:
         history = backfill(cfg, datetime.now(UTC))

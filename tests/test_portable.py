@@ -12,7 +12,7 @@ import pytest
 from tests.conftest import REPO
 
 # Built from pieces so that this file does not match itself.
-INDEX_HOSTS = ("pypi" + ".org", "files." + "pythonhosted" + ".org")
+INDEX_HOSTS = ("pypi" + ".org", "files." + "python" + "hosted" + ".org")
 MACHINE_PATHS = ("/" + "work/", "/" + "root/", "/" + "home/")
 ALLOWED = re.compile(r"/home/finpulse\b")  # the image's non-root user (a path inside the container)
 
