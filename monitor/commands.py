@@ -10,6 +10,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from monitor.options import WORKER, add_model_options, model_overrides
 from monitor.settings import Settings
 from monitor.signals import stop_on_signals
 
@@ -22,13 +23,9 @@ def add_commands(sub: Any) -> None:
     p.set_defaults(func=_broker)
 
     p = sub.add_parser("worker", help="consume news, classify in micro-batches, store, publish")
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--max-wait-ms", type=int)
-    p.add_argument("--model", help="model directory, or tiny-random / noop")
-    p.add_argument("--device", help="auto, cpu, cuda, cuda:N")
-    p.add_argument(
-        "--compile", choices=["auto", "on", "off"], help="torch.compile the model (FINPULSE_MODEL_COMPILE)"
-    )
+    p.add_argument("--batch-size", type=int, help="micro-batch size (FINPULSE_WORKER_BATCH_SIZE)")
+    p.add_argument("--max-wait-ms", type=int, help="longest wait to fill a batch (FINPULSE_WORKER_MAX_WAIT_MS)")
+    add_model_options(p, WORKER)
     p.add_argument("--group", help="consumer group id")
     p.add_argument("--metrics-port", type=int, help="Prometheus port (0 = off)")
     p.set_defaults(func=_worker)
@@ -100,7 +97,7 @@ def add_commands(sub: Any) -> None:
 
     p = sub.add_parser("run", help="all-in-one embedded run: broker, worker, scheduler, dashboard, demo")
     p.add_argument("--port", type=int, default=None, help="broker port (default: from bootstrap, else free)")
-    p.add_argument("--model", help="model directory, or tiny-random")
+    add_model_options(p, ("model",))
     p.add_argument("--no-demo", action="store_true")
     p.set_defaults(func=_run)
 
@@ -120,7 +117,7 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
             "max_wait_ms": args.max_wait_ms,
             "metrics_port": args.metrics_port,
         },
-        model={"path": args.model, "device": args.device, "compile": args.compile},
+        model=model_overrides(args, WORKER),
         kafka={"group": args.group},
     )
     return run_worker(s)

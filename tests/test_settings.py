@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import pytest
 
-from monitor.cli import main
+from monitor.cli import build_parser, main
 from monitor.errors import InvalidSetting
+from monitor.options import WORKER, model_overrides
 from monitor.settings import REPO_ROOT, DataSettings, Settings
 
 
@@ -32,3 +34,28 @@ def test_the_data_folder_is_relative_to_the_repository(monkeypatch: pytest.Monke
     assert Settings().data.root == tmp_path
     monkeypatch.setenv("FINPULSE_DATA_DIR", "some/data")
     assert Settings().data.root == REPO_ROOT / "some" / "data"
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(action.choices)
+
+
+def test_model_flags_are_one_declaration_everywhere() -> None:
+    commands = _subparsers(build_parser())
+    helps: dict[str, set[str]] = {}
+    for name in ("worker", "run", "classify", "evaluate", "train"):
+        for action in commands[name]._actions:
+            for flag in ("--model", "--device", "--compile", "--dtype", "--threads"):
+                if flag in action.option_strings:
+                    helps.setdefault(flag, set()).add(str(action.help))
+    assert set(helps) == {"--model", "--device", "--compile", "--dtype", "--threads"}
+    assert all(len(texts) == 1 for texts in helps.values()), helps
+
+
+def test_model_flags_map_to_model_settings() -> None:
+    args = build_parser().parse_args(["worker", "--batch-size", "8", "--model", "tiny-random", "--compile", "off"])
+    assert model_overrides(args, WORKER) == {"path": "tiny-random", "device": None, "compile": "off"}
+    assert args.batch_size == 8  # the worker's micro-batch, not the model's
+    settings = Settings().with_overrides(model=model_overrides(args, WORKER))
+    assert (settings.model.path, settings.model.compile) == ("tiny-random", "off")
