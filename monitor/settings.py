@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import tempfile
 from datetime import UTC, datetime
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -241,8 +240,3 @@ class Settings(BaseSettings):
                     problems = [(".".join(map(str, e["loc"])), e["msg"]) for e in exc.errors()]
                     raise InvalidSetting(name, problems) from None
         return self.model_copy(update=updates)
-
-
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    return Settings()
