@@ -24,7 +24,9 @@ def add_commands(sub: Any) -> None:
 
     p = sub.add_parser("worker", help="consume news, classify in micro-batches, store, publish")
     p.add_argument("--batch-size", type=int, help="micro-batch size (FINPULSE_WORKER_BATCH_SIZE)")
-    p.add_argument("--max-wait-ms", type=int, help="longest wait to fill a batch (FINPULSE_WORKER_MAX_WAIT_MS)")
+    p.add_argument(
+        "--max-wait-ms", type=int, help="longest wait to fill a batch (FINPULSE_WORKER_MAX_WAIT_MS)"
+    )
     add_model_options(p, WORKER)
     p.add_argument("--group", help="consumer group id")
     p.add_argument("--metrics-port", type=int, help="Prometheus port (0 = off)")

@@ -28,7 +28,9 @@ def test_the_cli_reports_a_bad_flag_and_exits_1(argv: list[str], caplog: pytest.
     assert "batch_size" in caplog.text and "greater than or equal to 1" in caplog.text
 
 
-def test_the_data_folder_is_relative_to_the_repository(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_the_data_folder_is_relative_to_the_repository(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     assert DataSettings().root == (REPO_ROOT / ".." / "shared" / "data").resolve()
     monkeypatch.setenv("FINPULSE_DATA_DIR", str(tmp_path))
     assert Settings().data.root == tmp_path
@@ -54,7 +56,9 @@ def test_model_flags_are_one_declaration_everywhere() -> None:
 
 
 def test_model_flags_map_to_model_settings() -> None:
-    args = build_parser().parse_args(["worker", "--batch-size", "8", "--model", "tiny-random", "--compile", "off"])
+    args = build_parser().parse_args(
+        ["worker", "--batch-size", "8", "--model", "tiny-random", "--compile", "off"]
+    )
     assert model_overrides(args, WORKER) == {"path": "tiny-random", "device": None, "compile": "off"}
     assert args.batch_size == 8  # the worker's micro-batch, not the model's
     settings = Settings().with_overrides(model=model_overrides(args, WORKER))

@@ -240,10 +240,48 @@ def test_evaluate_cli_prints_report_and_json(
     assert "weighted avg" in capsys.readouterr().out
 
 
-@pytest.mark.skipif(not data_dir("financial-phrasebank").is_dir(), reason="FINPULSE_DATA_DIR has no data sets")
+@pytest.mark.skipif(
+    not data_dir("financial-phrasebank").is_dir(), reason="FINPULSE_DATA_DIR has no data sets"
+)
 def test_shared_datasets_load_with_provenance() -> None:
     examples, sources = shared_datasets(data_dir())
     counts = {s.name: s.rows for s in sources}
     assert counts["fpb"] > 3000 and counts["tweet-sentiment"] > 9000 and counts["tweet-topic"] > 16000
     assert {e.label for e in examples if e.task == "topic"} == set(TOPICS)
     assert all(len(s.sha256) == 64 for s in sources)
+
+
+def test_the_card_records_names_and_relative_paths_only(tmp_path: Path) -> None:
+    from dataclasses import asdict
+
+    from monitor.nn import ModelSpec
+    from training.card import write_card
+    from training.data import DataSource
+
+    out = tmp_path / "model"
+    out.mkdir()
+    config = TrainConfig(
+        out_dir=str(out),
+        data_dir=str(tmp_path / "data"),
+        extra_data=(f"sentiment:{tmp_path / 'mine.csv'}",),
+        work_dir=str(tmp_path / "work"),
+        init_from=str(tmp_path / "previous"),
+    )
+    source = DataSource("mine", str(tmp_path / "data" / "mine.csv"), "0" * 64, "user-supplied", 3)
+    metrics = {
+        "mine": {
+            "task": "sentiment",
+            "n": 3,
+            "accuracy": 1.0,
+            "weighted_f1": 1.0,
+            "macro_f1": 1.0,
+            "ece": 0.0,
+        }
+    }
+    write_card(out, ModelSpec(backbone="smollm2-135m"), asdict(config), [source], metrics, [], {}, 3, 1)
+    card = json.loads((out / "model_card.json").read_text())
+    assert card["training_config"]["out_dir"] == "model" and card["training_config"]["data_dir"] is None
+    assert card["training_config"]["extra_data"] == ["sentiment:mine.csv"]
+    assert card["training_config"]["init_from"] == "previous" and card["data"][0]["path"] == "mine.csv"
+    for name in ("model_card.json", "model_card.md"):
+        assert str(tmp_path) not in (out / name).read_text(), name
