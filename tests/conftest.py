@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 FINPULSE = [sys.executable, "-m", "monitor.cli"]
 # Debian/Ubuntu package of each binary some tests drive.
 SYSTEM_PACKAGES = {"chromium": "chromium", "chromedriver": "chromium-driver", "docker-compose": "docker-compose"}
-_MISSING: set[str] = set()
+_MISSING_PREFIX = "not installed: "
 
 
 def data_dir(name: str = "") -> Path:
@@ -35,20 +35,24 @@ def data_dir(name: str = "") -> Path:
 
 
 def require_binaries(*names: str) -> dict[str, str]:
-    """Full paths of system binaries; skips the test when one is missing (reported once at the end)."""
+    """Full paths of system binaries; skips the test when one is missing (the run ends with one line about it)."""
     found = {name: shutil.which(name) for name in names}
     missing = [name for name, path in found.items() if path is None]
     if missing:
-        _MISSING.update(missing)
-        pytest.skip(f"{', '.join(missing)} not installed")
+        pytest.skip(_MISSING_PREFIX + ", ".join(missing))
     return {name: str(path) for name, path in found.items()}
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if _MISSING:
-        packages = " ".join(sorted({SYSTEM_PACKAGES[name] for name in _MISSING}))
+    missing: set[str] = set()
+    for report in terminalreporter.stats.get("skipped", []):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else ""
+        if _MISSING_PREFIX in reason:
+            missing.update(reason.split(_MISSING_PREFIX, 1)[1].split(", "))
+    if missing:
+        packages = " ".join(sorted({SYSTEM_PACKAGES.get(name, name) for name in missing}))
         terminalreporter.write_line(
-            f"Skipped the tests that need {', '.join(sorted(_MISSING))}: to run them, install "
+            f"Skipped the tests that need {', '.join(sorted(missing))}: to run them, install "
             f"(Debian/Ubuntu) `apt-get install {packages}` or run `make system-deps` as root."
         )
 
