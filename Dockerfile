@@ -2,9 +2,10 @@
 # One FinPulse image for every FinPulse service (worker, scheduler, dashboard, ingest, db init).
 #
 #   CPU (default):  docker build -t finpulse:0.1.0 .
-#   CUDA worker:    docker build --build-arg TORCH_INDEX_URL=https://pypi.org/simple -t finpulse:0.1.0-cuda .
+#   CUDA worker:    docker build --build-arg TORCH_INDEX_URL= -t finpulse:0.1.0-cuda .
 #
-# The CUDA variant differs only in where torch comes from: PyPI's torch wheel for Linux x86_64 is the CUDA
+# The CUDA variant differs only in where torch comes from: an empty TORCH_INDEX_URL leaves pip on its configured
+# index (PyPI unless pip.conf / PIP_INDEX_URL say otherwise), whose torch wheel for Linux x86_64 is the CUDA
 # build and brings its CUDA runtime as nvidia-* wheels, so the host needs only the NVIDIA driver and the
 # container toolkit, no CUDA base image. The SmolLM2 backbone is converted once, here, at build time
 # (stage `backbone`): containers never convert it on start or restart.
@@ -20,8 +21,9 @@ ENV PIP_NO_CACHE_DIR=1 \
     VIRTUAL_ENV=/opt/venv \
     PATH=/opt/venv/bin:$PATH
 RUN python -m venv /opt/venv && pip install pip==25.2
-# torch first, from the index that picks CPU or CUDA; the pin matches pyproject.toml (tests check it).
-RUN pip install --index-url "${TORCH_INDEX_URL}" torch==2.13.0
+# torch first, from the index that picks CPU or CUDA (empty: pip's configured index); the pin matches
+# pyproject.toml (tests check it).
+RUN pip install ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"} torch==2.13.0
 WORKDIR /src
 # The other dependencies from pyproject.toml alone, so this layer stays cached while the code changes.
 COPY pyproject.toml ./
@@ -45,7 +47,7 @@ LABEL org.opencontainers.image.title="FinPulse" \
       org.opencontainers.image.description="Streaming financial-news sentiment monitor" \
       org.opencontainers.image.licenses="Apache-2.0"
 # g++: the worker torch.compiles the classifier at start (inductor writes C++ on CPU; triton's launcher needs a C
-# compiler on CUDA), ~1.6x the eager throughput. Without it the worker logs why and runs eagerly.
+# compiler on CUDA), faster than eager (docs/benchmarks.md). Without it the worker logs why and runs eagerly.
 RUN apt-get update \
     && apt-get install -y --no-install-recommends g++=4:12.2.0-3 \
     && rm -rf /var/lib/apt/lists/*

@@ -18,12 +18,16 @@ $(STAMP): pyproject.toml Makefile
 
 setup: $(STAMP)
 
-# Debian packages the tests need: headless Chromium + chromedriver (dashboard browser test) and
-# docker-compose 1.29 (validates docker-compose.yml; no Docker engine is needed).
+# Debian packages some tests drive: headless Chromium + chromedriver (dashboard browser test) and
+# docker-compose 1.29 (validates docker-compose.yml; no Docker engine is needed). Installed where apt-get can
+# run as root (root, or passwordless sudo); elsewhere those tests skip and the run ends with one line that says
+# what to install. Never fails the build.
 system-deps:
-	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ] || ! command -v docker-compose >/dev/null; then \
-	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -q && $$SUDO apt-get install -y -q chromium chromium-driver docker-compose; \
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null || ! command -v docker-compose >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then SUDO="sudo -n"; else SUDO=no; fi; \
+	  if [ "$$SUDO" != no ] && command -v apt-get >/dev/null; then \
+	    $$SUDO apt-get update -q && $$SUDO apt-get install -y -q chromium chromium-driver docker-compose || true; \
+	  fi; \
 	fi
 
 run: $(STAMP)

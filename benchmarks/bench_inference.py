@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "news-headlines-2017-2020"
+from monitor.settings import Settings
 
 
 def load_headlines(n: int) -> list[str]:
@@ -34,9 +34,10 @@ def load_headlines(n: int) -> list[str]:
         "cnbc_headlines.csv": "Headlines",
         "guardian_headlines.csv": "Headlines",
     }
+    archive = Settings().data.root / "news-headlines-2017-2020"  # FINPULSE_DATA_DIR
     sources = []
     for name, col in columns.items():
-        with (DATA / name).open(newline="", encoding="utf-8") as f:
+        with (archive / name).open(newline="", encoding="utf-8") as f:
             sources.append([r[col].strip() for r in csv.DictReader(f) if r.get(col) and r[col].strip()])
     out: list[str] = []
     for i in range(max(len(s) for s in sources)):

@@ -1,6 +1,6 @@
 """NAB realTweets benchmark: our detector beside the published detectors, as a Markdown table.
 
-    python benchmarks/bench_nab.py [--data ../shared/data/nab-realtweets] [--out artifacts/nab]
+    python benchmarks/bench_nab.py [--data $FINPULSE_DATA_DIR/nab-realtweets] [--out artifacts/nab]
 
 Same run as ``finpulse bench nab`` (one detector parameter set, thresholds optimised per profile as NAB does),
 plus the published realTweets-only normalised scores from ``results/realTweets_normalized_scores.csv``.
@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from monitor.alerts.nab import PROFILE_NAMES, run_benchmark
+from monitor.settings import Settings
 
 PUBLISHED = ("ARTime", "contextOSE", "numenta", "twitterADVec", "windowedGaussian")
 
@@ -23,9 +24,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument(
-        "--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/nab-realtweets"
-    )
+    parser.add_argument("--data", type=Path, default=Settings().data.root / "nab-realtweets")
     parser.add_argument("--out", type=Path, default=Path("artifacts/nab"))
     args = parser.parse_args()
     started = time.perf_counter()

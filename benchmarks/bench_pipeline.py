@@ -28,12 +28,11 @@ from monitor.settings import KafkaSettings, ModelSettings, Settings
 from monitor.store import make_engine, news_items
 from monitor.worker import Worker
 
-HEADLINES = Path("/work/shared/data/news-headlines-2017-2020")
-
 
 def headlines(n: int) -> list[str]:
     titles: list[str] = []
-    for f in sorted(HEADLINES.glob("*.csv")) if HEADLINES.exists() else []:
+    archive = Settings().data.root / "news-headlines-2017-2020"  # FINPULSE_DATA_DIR
+    for f in sorted(archive.glob("*.csv")) if archive.exists() else []:
         import pandas as pd
 
         df = pd.read_csv(f)
@@ -68,7 +67,7 @@ def run_once(bootstrap: str, n: int, model: str, batch_size: int, tag: str) -> d
     engine = make_engine(settings.database.url)
     thread = threading.Thread(target=worker.run, daemon=True)
     thread.start()
-    # Clock starts at the first stored batch (excludes the group join, ~3 s on Tansu).
+    # Clock starts at the first stored batch (excludes the group join).
     while worker.stats.batches == 0:
         time.sleep(0.01)
     start, first_items, model_s0 = time.monotonic(), worker.stats.items, worker.metrics.model_seconds._value.get()

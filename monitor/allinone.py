@@ -8,11 +8,11 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 
 from monitor.broker import free_port, port_open, start_broker
 from monitor.settings import Settings
+from monitor.signals import stop_on_signals
 from monitor.store import mask_url, url_text
 
 log = logging.getLogger("finpulse.run")
@@ -53,11 +53,9 @@ def run_all(settings: Settings, port: int | None = None, model: str | None = Non
     broker = start_broker(port)
     env = {**os.environ, "FINPULSE_KAFKA_BOOTSTRAP": broker.bootstrap,
            "FINPULSE_DATABASE_URL": url_text(settings.database.url),
-           # The demo stream needs a few items/s: skip the worker's 1-3 min torch.compile warm-up unless asked.
+           # The demo stream needs a few items/s: skip the worker's torch.compile warm-up unless asked.
            "FINPULSE_MODEL_COMPILE": os.environ.get("FINPULSE_MODEL_COMPILE", "off")}
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+    stop = stop_on_signals()
     children: list[tuple[str, subprocess.Popen[bytes]]] = []
     try:
         for name, argv in plan_processes(settings, model, demo):

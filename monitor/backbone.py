@@ -4,7 +4,7 @@
 ``ModelSettings.cache_dir``, with a progress message; later runs reuse the folder), a path to a ``.gguf``
 file (converted the same way), or a path to a Hugging Face folder (used as is, e.g. a bigger GPT).
 
-Conversion follows ../shared/FACTS.md: load the causal LM from the GGUF, drop ``quantization_config``, save the
+Conversion: load the causal LM from the GGUF, drop ``quantization_config``, save the
 state dict with ``safetensors.torch.save_file`` *without* the tied ``lm_head.weight``, then the config and
 tokenizer. The folder is written under a temporary name and renamed, so a crash never leaves half a backbone.
 """
@@ -79,7 +79,7 @@ def convert_gguf(gguf: Path, target: Path) -> Path:
     from safetensors.torch import save_file
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    log.warning("Converting backbone %s into %s (one time, about a minute)...", gguf.name, target)
+    log.warning("Converting backbone %s into %s (once; later runs reuse it)...", gguf.name, target)
     started = time.monotonic()
     tmp = target.with_name(target.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from monitor.errors import BrokerError
+from monitor.signals import stop_on_signals
 
 log = logging.getLogger(__name__)
 
@@ -107,16 +108,10 @@ def embedded_broker(port: int | None = None) -> Iterator[EmbeddedBroker]:
 def serve_forever(port: int) -> int:
     """``finpulse broker``: run until Ctrl-C / SIGTERM, then stop the broker."""
     broker = start_broker(port)
-    stop = {"flag": False}
-
-    def _handler(signum: int, _frame: object) -> None:
-        stop["flag"] = True
-
-    signal.signal(signal.SIGTERM, _handler)
-    signal.signal(signal.SIGINT, _handler)
+    stop = stop_on_signals()
     print(f"FinPulse embedded Kafka broker on {broker.bootstrap} (memory storage). Ctrl-C to stop.", flush=True)
     try:
-        while not stop["flag"]:
+        while not stop.is_set():
             if not broker.alive():
                 log.error("broker process exited with code %s", broker.process.returncode)
                 return 1

@@ -13,7 +13,7 @@ autocast when enabled, and puts the answers back in input order. LoRA weights ar
 
 ``torch.compile`` (setting ``compile``; ``auto`` = long-running processes only) fuses the elementwise work
 around the matrix multiplies (RMSNorm, rotary, SiLU, dtype casts). It compiles one graph with dynamic batch
-and sequence sizes at load time (warm-up, ~1-3 min on 2 CPU cores, then cached by inductor); batches are
+and sequence sizes at load time (one warm-up, then cached by inductor); batches are
 padded to at least 2 x 2 so sizes 0/1, which dynamo specialises, never trigger a recompile mid-stream. If
 compiling fails (no C++ compiler, no triton), the classifier logs why and runs eagerly.
 
@@ -184,7 +184,7 @@ class TorchClassifier:
         import torch
 
         started = time.perf_counter()
-        log.info("compiling the classifier (torch.compile, dynamic shapes; one-off, ~1-3 min on a small CPU)")
+        log.info("compiling the classifier (torch.compile, dynamic shapes; once per process)")
         self.forward, self.compiled = torch.compile(self.net, dynamic=True), True
         try:
             self.logits(["warm up", "compile the network for dynamic shapes", "x"])

@@ -6,12 +6,13 @@ import argparse
 import json
 import logging
 import sys
-import threading
 import urllib.request
 from pathlib import Path
 from typing import Any
 
+from monitor.options import WORKER, add_model_options, model_overrides
 from monitor.settings import Settings
+from monitor.signals import stop_on_signals
 
 log = logging.getLogger("finpulse")
 
@@ -22,13 +23,11 @@ def add_commands(sub: Any) -> None:
     p.set_defaults(func=_broker)
 
     p = sub.add_parser("worker", help="consume news, classify in micro-batches, store, publish")
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--max-wait-ms", type=int)
-    p.add_argument("--model", help="model directory, or tiny-random / noop")
-    p.add_argument("--device", help="auto, cpu, cuda, cuda:N")
+    p.add_argument("--batch-size", type=int, help="micro-batch size (FINPULSE_WORKER_BATCH_SIZE)")
     p.add_argument(
-        "--compile", choices=["auto", "on", "off"], help="torch.compile the model (FINPULSE_MODEL_COMPILE)"
+        "--max-wait-ms", type=int, help="longest wait to fill a batch (FINPULSE_WORKER_MAX_WAIT_MS)"
     )
+    add_model_options(p, WORKER)
     p.add_argument("--group", help="consumer group id")
     p.add_argument("--metrics-port", type=int, help="Prometheus port (0 = off)")
     p.set_defaults(func=_worker)
@@ -100,7 +99,7 @@ def add_commands(sub: Any) -> None:
 
     p = sub.add_parser("run", help="all-in-one embedded run: broker, worker, scheduler, dashboard, demo")
     p.add_argument("--port", type=int, default=None, help="broker port (default: from bootstrap, else free)")
-    p.add_argument("--model", help="model directory, or tiny-random")
+    add_model_options(p, ("model",))
     p.add_argument("--no-demo", action="store_true")
     p.set_defaults(func=_run)
 
@@ -120,7 +119,7 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
             "max_wait_ms": args.max_wait_ms,
             "metrics_port": args.metrics_port,
         },
-        model={"path": args.model, "device": args.device, "compile": args.compile},
+        model=model_overrides(args, WORKER),
         kafka={"group": args.group},
     )
     return run_worker(s)
@@ -190,21 +189,12 @@ def _send_counted(producer: Any, topic: str, chunk: list[Any], sent: int, failed
         return sent + len(chunk) - exc.failed, failed + exc.failed
 
 
-def _stop_on_signals() -> threading.Event:
-    import signal
-
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    return stop
-
-
 def _rss(args: argparse.Namespace, settings: Settings) -> int:
     from monitor.health import Progress
     from monitor.ingest.fetch import FetchLimits
     from monitor.ingest.rss import SentState, poll_forever
 
-    stop = _stop_on_signals()
+    stop = stop_on_signals()
     progress = Progress(settings.health.dir, "ingest")
     progress.fault("starting: connecting to Kafka")
     producer, publish = _flush_publisher(settings)
@@ -245,7 +235,7 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
         args.backfill_rate,
         args.seed,
     )
-    stop = _stop_on_signals()
+    stop = stop_on_signals()
     producer, publish = _flush_publisher(settings)
     try:
         history = backfill(cfg, datetime.now(UTC))

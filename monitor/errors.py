@@ -9,6 +9,19 @@ class ConfigError(FinPulseError):
     """A setting is missing or inconsistent."""
 
 
+class InvalidSetting(ConfigError):
+    """Values for one settings section (from flags or the environment) that its field constraints refuse."""
+
+    def __init__(self, section: str, problems: list[tuple[str, str]]) -> None:
+        self.section = section
+        self.problems = problems
+        shown = "; ".join(
+            f"{section}.{field} (FINPULSE_{section.upper()}_{field.upper()} or its flag): {message}"
+            for field, message in problems
+        )
+        super().__init__(f"invalid setting: {shown}")
+
+
 class BrokerError(FinPulseError):
     """The Kafka broker could not be started or reached."""
 

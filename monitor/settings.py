@@ -3,7 +3,7 @@ file, or a CLI flag (flags override the environment).
 
 Environment names are ``FINPULSE_<SECTION>_<FIELD>``: the first ``_`` after the prefix separates the section
 from the field (``env_nested_max_split=1``), so ``FINPULSE_KAFKA_BOOTSTRAP`` sets ``kafka.bootstrap`` and
-``FINPULSE_WORKER_BATCH_SIZE`` sets ``worker.batch_size``. (STYLE.md suggests ``__`` as the delimiter; the
+``FINPULSE_WORKER_BATCH_SIZE`` sets ``worker.batch_size``. (A ``__`` delimiter would be the usual choice; the
 public contract names such as ``FINPULSE_KAFKA_BOOTSTRAP`` need a single ``_``.)
 """
 
@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import tempfile
 from datetime import UTC, datetime
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from monitor.errors import InvalidSetting
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MODEL_DIR = REPO_ROOT / "models" / "finpulse-smollm2-lora"
@@ -104,9 +105,9 @@ class ModelSettings(_Section):
     cache_dir: str = str(Path.home() / ".cache" / "finpulse")
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     dtype: Literal["auto", "fp32", "bf16"] = "auto"  # auto = bf16 on CUDA and on CPUs with AMX/AVX512-BF16
-    max_length: int = 64
-    batch_size: int = 64
-    threads: int = 0  # 0 = torch default
+    max_length: int = Field(default=64, ge=1)
+    batch_size: int = Field(default=64, ge=1, le=4096)
+    threads: int = Field(default=0, ge=0)  # 0 = torch default
     # torch.compile the network: auto = in long-running processes (the worker) when a compiler is available
     # (CUDA, or a C++ compiler for CPU code), off for one-shot commands (classify, evaluate).
     compile: Literal["auto", "on", "off"] = "auto"
@@ -192,6 +193,18 @@ class HealthSettings(_Section):
     (``finpulse healthcheck worker|scheduler|ingest`` reads it)."""
 
 
+class DataSettings(_Section):
+    dir: str = "../shared/data"
+    """FINPULSE_DATA_DIR: the data sets read by training, benchmarks and the data tests (never copied); a
+    relative path is taken from the repository root."""
+
+    @property
+    def root(self) -> Path:
+        """``dir`` as an absolute path."""
+        path = Path(self.dir).expanduser()
+        return path if path.is_absolute() else (REPO_ROOT / path).resolve()
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="FINPULSE_",
@@ -210,19 +223,20 @@ class Settings(BaseSettings):
     dashboard: DashboardSettings = DashboardSettings()
     health: HealthSettings = HealthSettings()
     ingest: IngestSettings = IngestSettings()
+    data: DataSettings = DataSettings()
 
     def with_overrides(self, **sections: dict[str, Any]) -> Settings:
         """A copy with some fields replaced, e.g. ``with_overrides(kafka={"bootstrap": "h:9092"})``.
-        ``None`` values are ignored so unset CLI flags keep the environment's value."""
+        ``None`` values are ignored so unset CLI flags keep the environment's value. Values are checked against
+        the fields' constraints: ``InvalidSetting`` names what is wrong (``--batch-size 0`` never gets past)."""
         updates: dict[str, Any] = {}
         for name, values in sections.items():
             clean = {k: v for k, v in values.items() if v is not None}
             if clean:  # validated, so a plain string for a SecretStr field becomes a SecretStr
                 section = getattr(self, name)
-                updates[name] = type(section).model_validate({**section.model_dump(), **clean})
+                try:
+                    updates[name] = type(section).model_validate({**section.model_dump(), **clean})
+                except ValidationError as exc:
+                    problems = [(".".join(map(str, e["loc"])), e["msg"]) for e in exc.errors()]
+                    raise InvalidSetting(name, problems) from None
         return self.model_copy(update=updates)
-
-
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    return Settings()

@@ -10,7 +10,7 @@ import json
 import re
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -378,15 +378,6 @@ def upsert_heartbeat(conn: Connection, row: dict[str, Any]) -> None:
 
 def dumps(details: dict[str, Any]) -> str:
     return json.dumps(details, sort_keys=True, default=str)
-
-
-def count_rows(conn: Connection, table: sa.Table) -> int:
-    return int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
-
-
-def iter_chunks(seq: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(seq), size):
-        yield seq[start : start + size]
 
 
 # Typed handle on the view for readers (not created by metadata.create_all; init_db creates the view).

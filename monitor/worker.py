@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import socket
 import threading
 import time
@@ -51,6 +50,7 @@ from monitor.kafka import backoff_delays, ensure_topics, make_consumer, make_pro
 from monitor.metrics import WorkerMetrics
 from monitor.schema import Limits, NewsItem, ParseError, Tags
 from monitor.settings import Settings
+from monitor.signals import stop_on_signals
 from monitor.store import make_engine, upsert_heartbeat, wait_for_database, write_batch
 
 log = logging.getLogger(__name__)
@@ -411,14 +411,7 @@ def run_worker(settings: Settings, classifier: Classifier | None = None) -> int:
     database that is down at start costs no model loads), load the model, run until SIGTERM/SIGINT."""
     from monitor.classify import load_classifier
 
-    stop = threading.Event()
-
-    def _handler(signum: int, _frame: object) -> None:
-        log.info("signal %d: finishing the current batch, committing, leaving the group", signum)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, _handler)
-    signal.signal(signal.SIGINT, _handler)
+    stop = stop_on_signals("finishing the current batch, committing, leaving the group")
     engine = make_engine(settings.database.url, settings.database.echo)
     Progress(settings.health.dir, "worker").fault("starting: waiting for the database")
     if not wait_for_database(engine, stop):

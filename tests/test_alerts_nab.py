@@ -11,8 +11,9 @@ import pytest
 
 from monitor.alerts import nab
 from monitor.cli import main
+from tests.conftest import data_dir
 
-NAB_DIR = Path("/work/shared/data/nab-realtweets")
+NAB_DIR = data_dir("nab-realtweets")
 needs_data = pytest.mark.skipif(not NAB_DIR.is_dir(), reason="NAB realTweets data not present")
 STANDARD = nab.CostMatrix(tp=1.0, fn=1.0, fp=0.11)
 LOW_FN = nab.CostMatrix(tp=1.0, fn=2.0, fp=0.11)
@@ -170,5 +171,5 @@ def test_bench_nab_command_writes_nab_result_files_and_prints_the_scores(
         )
     rescored = nab.score_profile("standard", STANDARD, results).normalised
     assert rescored == pytest.approx(scores["standard"], abs=0.01)
-    # Regression guard for the one NAB parameter set (see the README, section Alerts, for the measured table).
+    # Regression guard for the one NAB parameter set (measured table: docs/benchmarks.md).
     assert scores["standard"] >= 70.0

@@ -18,7 +18,6 @@ import http.server
 import os
 import re
 import shlex
-import shutil
 import signal
 import subprocess
 import sys
@@ -39,7 +38,7 @@ import yaml
 
 from monitor.broker import EmbeddedBroker, free_port, start_broker
 from monitor.settings import KafkaSettings, Settings
-from tests.conftest import PG_ADMIN_URL, REPO
+from tests.conftest import REPO, psycopg_url, require_binaries
 
 COMPOSE = REPO / "docker-compose.yml"
 GPU_OVERRIDE = REPO / "docker-compose.gpu.yml"
@@ -129,10 +128,7 @@ def container_env(svc: Mapping[str, Any], compose_env: Mapping[str, str]) -> dic
 
 
 def compose_cli() -> str:
-    path = shutil.which("docker-compose")
-    if path is None:
-        pytest.fail("docker-compose is not installed (Debian: apt-get install docker-compose)")
-    return path
+    return require_binaries("docker-compose")["docker-compose"]
 
 
 def compose_config(*files: Path) -> dict[str, Any]:
@@ -327,18 +323,13 @@ def feed_url() -> Iterator[tuple[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def database() -> Iterator[str]:
-    """A fresh database on the local server, dropped afterwards."""
+def database(pg_admin_url: str) -> Iterator[str]:
+    """A fresh database on the test server, dropped afterwards."""
     name = f"finpulse_compose_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(
-        PG_ADMIN_URL.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT"
-    )
-    try:
-        with admin.connect() as c:
-            c.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    except sa.exc.OperationalError as exc:
-        pytest.fail(f"PostgreSQL not reachable at {PG_ADMIN_URL}: {exc}")
-    yield urlsplit(PG_ADMIN_URL)._replace(path=f"/{name}").geturl()
+    admin = sa.create_engine(psycopg_url(pg_admin_url), isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    yield urlsplit(pg_admin_url)._replace(path=f"/{name}").geturl()
     with admin.connect() as c:
         c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()

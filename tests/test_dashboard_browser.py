@@ -31,11 +31,11 @@ from dashboards import seed
 from monitor.broker import free_port
 from monitor.schema import NewsItem, Tags
 from monitor.store import alerts, make_engine, write_batch
+from tests.conftest import require_binaries
 
 pytestmark = pytest.mark.browser
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "artifacts" / "dashboard"
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 CHART = '[data-testid="stPlotlyChart"] .main-svg'
 REFRESH_SECONDS = 3
 
@@ -105,18 +105,15 @@ def wait_healthy(base: str, server: subprocess.Popen[bytes], timeout: float = 90
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
-    if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
-        pytest.fail(
-            "headless Chromium missing: apt-get install -y chromium chromium-driver (make browser-deps)"
-        )
+    found = require_binaries("chromium", "chromedriver")
     options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
+    options.binary_location = found["chromium"]
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
                  "--no-first-run", "--window-size=1440,2300", "--hide-scrollbars",
                  f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):  # fmt: skip
         options.add_argument(flag)
-    driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
+    driver = webdriver.Chrome(options=options, service=Service(executable_path=found["chromedriver"]))
     driver.set_page_load_timeout(60)
     yield driver
     driver.quit()

@@ -19,7 +19,6 @@ from sqlalchemy.engine import Engine
 from monitor.batch import RawRecord, decode_batch, tagged_message
 from monitor.schema import Limits, NewsItem, ParseError, Tags, parse_news
 from monitor.store import init_db, make_engine, write_batch
-from tests.conftest import PG_ADMIN_URL
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 TAGS = Tags("Markets", 0.5, "neutral", 0.0, 0.5, "fuzz")
@@ -80,14 +79,14 @@ def test_parse_news_is_total_on_arbitrary_json(value: object) -> None:
 
 
 @pytest.fixture(scope="module")
-def engines(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Engine]]:
-    """A SQLite file and a fresh schema in the local PostgreSQL (module-scoped: hypothesis reruns the test)."""
+def engines(tmp_path_factory: pytest.TempPathFactory, pg_admin_url: str) -> Iterator[list[Engine]]:
+    """A SQLite file and a fresh schema in the test PostgreSQL (module-scoped: hypothesis reruns the test)."""
     sqlite = make_engine(f"sqlite:///{Path(tmp_path_factory.mktemp('fuzz')) / 'fuzz.db'}")
     schema = f"fuzz_{uuid.uuid4().hex[:10]}"
-    admin = make_engine(PG_ADMIN_URL)
+    admin = make_engine(pg_admin_url)
     with admin.begin() as c:
         c.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    pg = make_engine(f"{PG_ADMIN_URL}?options=-csearch_path%3D{schema}")
+    pg = make_engine(f"{pg_admin_url}?options=-csearch_path%3D{schema}")
     for e in (sqlite, pg):
         init_db(e)
     yield [sqlite, pg]

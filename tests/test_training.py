@@ -12,6 +12,7 @@ import torch
 from monitor.classify import load_classifier
 from monitor.labels import SENTIMENTS, TOPICS
 from monitor.settings import ModelSettings
+from tests.conftest import data_dir
 from tests.test_nn import tiny_llama_dir
 from training.batches import bucketed_batches, masked_loss
 from training.config import TrainConfig
@@ -205,6 +206,9 @@ def test_training_reduces_the_loss_and_saves_a_loadable_model(
     assert card["validation"]["topic"]["weighted_f1"] == 1.0
     assert {d["name"] for d in card["data"]} == {"sent", "topic"} and len(card["data"][0]["sha256"]) == 64
     assert "CC BY-NC-SA" in (model_dir / "model_card.md").read_text()
+    for name in ("model_card.json", "model_card.md"):  # names and relative paths only, never this machine's
+        assert str(model_dir.parent) not in (model_dir / name).read_text(), name
+    assert card["training_config"]["extra_data"] == ["sentiment:sent.csv", "topic:topic.csv"]
     classifier = load_classifier(settings.model_copy(update={"path": str(model_dir)}))
     tags = classifier.predict(["company 999 shares plunge after profit warning", "dividend raised to 7"])
     assert tags[0].sentiment == "negative" and tags[1].topic == "Dividend"
@@ -237,12 +241,47 @@ def test_evaluate_cli_prints_report_and_json(
 
 
 @pytest.mark.skipif(
-    not Path(__file__).resolve().parents[2].joinpath("shared", "data").is_dir(),
-    reason="../shared/data not present",
+    not data_dir("financial-phrasebank").is_dir(), reason="FINPULSE_DATA_DIR has no data sets"
 )
 def test_shared_datasets_load_with_provenance() -> None:
-    examples, sources = shared_datasets(Path(__file__).resolve().parents[2] / "shared" / "data")
+    examples, sources = shared_datasets(data_dir())
     counts = {s.name: s.rows for s in sources}
     assert counts["fpb"] > 3000 and counts["tweet-sentiment"] > 9000 and counts["tweet-topic"] > 16000
     assert {e.label for e in examples if e.task == "topic"} == set(TOPICS)
     assert all(len(s.sha256) == 64 for s in sources)
+
+
+def test_the_card_records_names_and_relative_paths_only(tmp_path: Path) -> None:
+    from dataclasses import asdict
+
+    from monitor.nn import ModelSpec
+    from training.card import write_card
+    from training.data import DataSource
+
+    out = tmp_path / "model"
+    out.mkdir()
+    config = TrainConfig(
+        out_dir=str(out),
+        data_dir=str(tmp_path / "data"),
+        extra_data=(f"sentiment:{tmp_path / 'mine.csv'}",),
+        work_dir=str(tmp_path / "work"),
+        init_from=str(tmp_path / "previous"),
+    )
+    source = DataSource("mine", str(tmp_path / "data" / "mine.csv"), "0" * 64, "user-supplied", 3)
+    metrics = {
+        "mine": {
+            "task": "sentiment",
+            "n": 3,
+            "accuracy": 1.0,
+            "weighted_f1": 1.0,
+            "macro_f1": 1.0,
+            "ece": 0.0,
+        }
+    }
+    write_card(out, ModelSpec(backbone="smollm2-135m"), asdict(config), [source], metrics, [], {}, 3, 1)
+    card = json.loads((out / "model_card.json").read_text())
+    assert card["training_config"]["out_dir"] == "model" and card["training_config"]["data_dir"] is None
+    assert card["training_config"]["extra_data"] == ["sentiment:mine.csv"]
+    assert card["training_config"]["init_from"] == "previous" and card["data"][0]["path"] == "mine.csv"
+    for name in ("model_card.json", "model_card.md"):
+        assert str(tmp_path) not in (out / name).read_text(), name

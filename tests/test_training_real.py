@@ -13,6 +13,7 @@ import torch
 from monitor.classify import load_classifier
 from monitor.nn import ModelSpec
 from monitor.settings import ModelSettings
+from tests.conftest import data_dir
 from tests.test_nn import tiny_llama_dir
 from training.batches import NO_LABEL, build_items, class_weights, masked_loss
 from training.calibrate import ece_of, fit_temperature
@@ -98,12 +99,10 @@ def test_extra_labels_join_the_archive_by_key_and_never_copy_text(tmp_path: Path
 
 
 def test_the_shipped_extra_labels_all_join_the_archive() -> None:
-    from training.data import DEFAULT_DATA_DIR
-
-    if not (DEFAULT_DATA_DIR / "news-headlines-2017-2020").is_dir():
-        pytest.skip("the shared data folder is not present")
-    examples, source = extra_real_labels(DEFAULT_DATA_DIR)
-    _, val, _ = real_headlines(DEFAULT_DATA_DIR)
+    if not data_dir("news-headlines-2017-2020").is_dir():
+        pytest.skip("FINPULSE_DATA_DIR has no news archive")
+    examples, source = extra_real_labels(data_dir())
+    _, val, _ = real_headlines(data_dir())
     assert source.rows >= 10_000 and len(examples) == 2 * source.rows
     assert not {e.text.casefold() for e in examples} & {e.text.casefold() for e in val}  # never a val text
 

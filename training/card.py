@@ -59,6 +59,30 @@ def confident_mistakes(
     ]
 
 
+PATH_FIELDS = ("out_dir", "data_dir", "work_dir", "real_labels", "domain_adapter", "init_from")
+
+
+def portable_config(config: dict[str, Any]) -> dict[str, Any]:
+    """The training config as the card records it: path settings reduced to the file or folder name (the data
+    folder and work folder to nothing), so a card never names a machine's layout."""
+    out = {k: (list(v) if isinstance(v, tuple) else v) for k, v in config.items()}
+    for key in PATH_FIELDS:
+        if out.get(key):
+            out[key] = None if key in ("data_dir", "work_dir") else Path(out[key]).name
+    out["extra_data"] = [_portable_extra(x) for x in out.get("extra_data") or []]
+    return out
+
+
+def _portable_extra(item: str) -> str:
+    task, sep, path = item.partition(":")
+    return f"{task}{sep}{Path(path).name}" if sep else Path(item).name
+
+
+def portable_path(path: str) -> str:
+    """A data file as the card records it: relative paths as given, absolute ones by file name only."""
+    return Path(path).name if Path(path).is_absolute() else path
+
+
 def write_card(
     out_dir: Path,
     spec: ModelSpec,
@@ -81,11 +105,17 @@ def write_card(
         "architecture": spec.to_dict(),
         "labels": {task: list(names) for task, names in LABELS.items()},
         "data": [
-            {"name": s.name, "path": s.path, "sha256": s.sha256, "licence": s.licence, "rows": s.rows}
+            {
+                "name": s.name,
+                "path": portable_path(s.path),
+                "sha256": s.sha256,
+                "licence": s.licence,
+                "rows": s.rows,
+            }
             for s in sources
         ],
         "licence_note": FPB_NOTE,
-        "training_config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in config.items()},
+        "training_config": portable_config(config),
         "examples": {"train": n_train, "validation": n_val},
         "validation": metrics,
         "calibration": calibration or {},

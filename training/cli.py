@@ -9,31 +9,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from monitor.options import add_model_options, model_overrides
 from monitor.settings import Settings
 
 
 def _model_settings(args: argparse.Namespace, settings: Settings) -> Settings:
     return settings.with_overrides(
-        model={
-            "path": getattr(args, "model", None),
-            "device": getattr(args, "device", None),
-            "dtype": getattr(args, "dtype", None),
-            "batch_size": getattr(args, "batch_size", None),
-            "threads": getattr(args, "threads", None),
-            "backbone": getattr(args, "backbone", None),
-            "compile": getattr(args, "compile", None),
-        }
-    )
-
-
-def _add_model_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", help="model directory, 'tiny-random' or 'noop' (FINPULSE_MODEL_PATH)")
-    p.add_argument("--device", help="auto | cpu | cuda | cuda:N (FINPULSE_MODEL_DEVICE)")
-    p.add_argument("--dtype", choices=["auto", "fp32", "bf16"], help="FINPULSE_MODEL_DTYPE")
-    p.add_argument("--batch-size", type=int, help="inference batch size (FINPULSE_MODEL_BATCH_SIZE)")
-    p.add_argument("--threads", type=int, help="torch CPU threads, 0 = default (FINPULSE_MODEL_THREADS)")
-    p.add_argument(
-        "--compile", choices=["auto", "on", "off"], help="torch.compile the model (FINPULSE_MODEL_COMPILE)"
+        model={**model_overrides(args), "backbone": getattr(args, "backbone", None)}
     )
 
 
@@ -129,7 +111,7 @@ def add_commands(sub: Any) -> None:
     p.add_argument("text", nargs="*", help="a headline to classify (prints a readable answer)")
     p.add_argument("--input", help="JSONL file with id,text per line ('-' = stdin, the default)")
     p.add_argument("--output", help="JSONL output ('-' = stdout, the default)")
-    _add_model_flags(p)
+    add_model_options(p)
     p.set_defaults(func=_cmd_classify)
 
     p = sub.add_parser("evaluate", help="per-class report of a model on a labelled CSV (text,label)")
@@ -138,14 +120,14 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     p.add_argument("--confusion-png", help="write a confusion-matrix figure here")
     p.add_argument("--calibration-png", help="write a reliability diagram (ECE) here")
-    _add_model_flags(p)
+    add_model_options(p)
     p.set_defaults(func=_cmd_evaluate)
 
-    p = sub.add_parser("train", help="fine-tune the classifier (see the README, section Classifier)")
+    p = sub.add_parser("train", help="fine-tune the classifier (see docs/classifier.md)")
     p.add_argument(
         "--out", dest="out_dir", help="output model directory (default models/finpulse-smollm2-lora)"
     )
-    p.add_argument("--data-dir", help="folder with the shared data sets (default ../shared/data)")
+    p.add_argument("--data-dir", help="folder with the data sets (default FINPULSE_DATA_DIR)")
     p.add_argument("--extra", action="append", dest="extra_data", help="extra CSV/JSONL: TASK:PATH")
     p.add_argument("--mode", choices=["lora", "full", "heads-only"])
     p.add_argument("--backbone", help="named GGUF backbone or HF folder (FINPULSE_MODEL_BACKBONE)")
@@ -195,14 +177,12 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--patience", type=int, help="early stopping: evaluations without improvement")
     p.add_argument("--work-dir", help="features cache + checkpoints (default CACHE_DIR/train)")
     p.add_argument("--max-length", type=int)
-    p.add_argument("--device", help="auto | cpu | cuda")
-    p.add_argument("--dtype", choices=["auto", "fp32", "bf16"])
-    p.add_argument("--threads", type=int)
+    add_model_options(p, ("device", "dtype", "threads"))
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("pretrain", help="domain-adaptive pre-training of the upper layers on headlines")
     p.add_argument("--out", required=True, help="domain adapter file to write (.safetensors)")
-    p.add_argument("--data-dir", help="folder with the shared data sets (default ../shared/data)")
+    p.add_argument("--data-dir", help="folder with the data sets (default FINPULSE_DATA_DIR)")
     p.add_argument("--texts-file", help="one text per line instead of the news archive")
     p.add_argument("--max-texts", type=int, help="a seeded sample of this many texts")
     p.add_argument("--epochs", type=int)
@@ -210,7 +190,7 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--batch-size", type=int, dest="batch_size")
     p.add_argument("--max-minutes", type=float)
     p.add_argument("--work-dir", help="features cache (default CACHE_DIR/train)")
-    p.add_argument("--threads", type=int)
+    add_model_options(p, ("threads",))
     p.set_defaults(func=_cmd_pretrain)
 
     p = sub.add_parser("model", help="model utilities")

@@ -27,11 +27,11 @@ from typing import Literal
 from monitor.errors import FinPulseError
 from monitor.labels import SENTIMENTS, TOPICS
 from monitor.nn import clean_text
+from monitor.settings import Settings
 
 Task = Literal["sentiment", "topic"]
 LABELS: dict[str, tuple[str, ...]] = {"sentiment": SENTIMENTS, "topic": TOPICS}
 TWEET_SENTIMENT = {"0": "negative", "1": "positive", "2": "neutral"}  # Bearish, Bullish, Neutral
-DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 class DataError(FinPulseError):
@@ -56,6 +56,12 @@ class DataSource:
     sha256: str
     licence: str
     rows: int
+
+
+def data_root(configured: str | None = None) -> Path:
+    """The data sets folder: ``configured`` (``--data-dir``), else FINPULSE_DATA_DIR (default ``../shared/data``
+    from the repository root)."""
+    return Path(configured) if configured else Settings().data.root
 
 
 def file_sha256(path: Path) -> str:
@@ -130,7 +136,7 @@ def topic_label_map(classes_file: Path | None = None) -> dict[str, str]:
 
 
 def shared_datasets(data_dir: Path, fpb_min_agreement: int = 50) -> tuple[list[Example], list[DataSource]]:
-    """The three training sets of ../shared/data, with provenance."""
+    """The three training sets of the data folder (``data_root``), with provenance (paths relative to it)."""
     fpb = data_dir / "financial-phrasebank" / "fpb_train.csv"
     sent = data_dir / "twitter-fin-news-sentiment" / "sent_train.csv"
     topic_dir = data_dir / "twitter-fin-news-topic"

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from monitor.nn import ModelSpec, build_network, encode_texts, lora_state, pad_batch
 from monitor.settings import ModelSettings
 from training.batches import bucketed_batches
-from training.data import DEFAULT_DATA_DIR, archive_headlines, norm_text
+from training.data import archive_headlines, data_root, norm_text
 from training.features import FeatureSet, cache_key, compute_features
 
 if TYPE_CHECKING:
@@ -76,12 +76,7 @@ def pretrain_texts(config: PretrainConfig, exclude: set[str]) -> list[str]:
         lines = Path(config.texts_file).read_text(encoding="utf-8").splitlines()
         texts = [t.strip() for t in lines if t.strip()]
     else:
-        texts = [
-            t
-            for _, t in archive_headlines(
-                Path(config.data_dir) if config.data_dir else DEFAULT_DATA_DIR
-            ).values()
-        ]
+        texts = [t for _, t in archive_headlines(data_root(config.data_dir)).values()]
     seen: set[str] = set()
     kept = []
     for t in texts:

@@ -34,11 +34,11 @@ from training.batches import NO_LABEL, Items, build_items
 from training.calibrate import ece_of, fit_temperature
 from training.config import TrainConfig, make_spec
 from training.data import (
-    DEFAULT_DATA_DIR,
     EXTRA_LABELS,
     LABELS,
     DataSource,
     Example,
+    data_root,
     extra_real_labels,
     file_sha256,
     load_labelled,
@@ -62,7 +62,7 @@ REAL_PREFIX = "real"
 
 def load_examples(config: TrainConfig) -> tuple[list[Example], list[Example], list[DataSource]]:
     """Train/validation examples and data provenance (for the card)."""
-    data_dir = Path(config.data_dir) if config.data_dir else DEFAULT_DATA_DIR
+    data_dir = data_root(config.data_dir)
     carved: list[Example] = []
     sources: list[DataSource] = []
     if config.use_shared:
@@ -238,9 +238,17 @@ def run_training(config: TrainConfig, model: ModelSettings) -> Path:
         "train_s": round(state.train_seconds),
         "total_s": round(time.time() - started),
     }
-    config_dict = {**asdict(config), "out_dir": out_dir.name, "data_dir": None, "work_dir": None}
     write_card(
-        out_dir, spec, config_dict, sources, final, state.history, timings, len(train), len(val), calibration
+        out_dir,
+        spec,
+        {**asdict(config), "out_dir": str(out_dir)},
+        sources,
+        final,
+        state.history,
+        timings,
+        len(train),
+        len(val),
+        calibration,
     )
     (work / "final_metrics.json").write_text(json.dumps(final, indent=2))
     log.info(

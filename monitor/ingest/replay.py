@@ -7,7 +7,7 @@ import logging
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -133,11 +133,3 @@ def paced(items: list[NewsItem], speed: float, sleep: Any = time.sleep) -> Itera
         if ahead > 0:
             sleep(ahead)
         yield item
-
-
-def to_jsonl(items: list[NewsItem]) -> str:
-    return "".join(json.dumps(i.model_dump(mode="json", exclude_none=True)) + "\n" for i in items)
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)
