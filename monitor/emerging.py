@@ -74,6 +74,8 @@ def candidates(text: str, linker: EntityLinker) -> tuple[Candidate, ...]:
     known: list[tuple[int, int]] | None = None
     out: dict[str, Candidate] = {}
     for m in _RUN_RE.finditer(text):
+        if m.start() > 0 and text[m.start() - 1] in "$@#":
+            continue  # a cashtag, handle or hashtag
         run = [_clean(t) for t in m.group(0).split()]
         nxt_m = _NEXT_RE.match(text, m.end())
         nxt = nxt_m.group(1).lower() if nxt_m else ""
@@ -97,6 +99,14 @@ def candidates(text: str, linker: EntityLinker) -> tuple[Candidate, ...]:
     return tuple(out.values())
 
 
+def _is_word(token: str, words: frozenset[str]) -> bool:
+    """A word of the list, or an inflection of one ("Savers", "Rallies", "Jumped")."""
+    w = token.lower()
+    stems = [w, w[:-1] if w.endswith("s") else "", w[:-2] if w.endswith(("es", "ed")) else "",
+             w[:-3] + "y" if w.endswith("ies") else "", w[:-3] if w.endswith("ing") else ""]
+    return any(s in words or s.capitalize() in words for s in stems if s)
+
+
 def _is_place_or_stop(token: str, linker: EntityLinker) -> bool:
     parts = [fold(p).strip() for p in re.split(r"-(?=[A-Z])", token)]
     return any(p in linker.stop_texts or p in place_names() for p in parts)
@@ -114,7 +124,7 @@ def _could_be_company(run: Sequence[str], at_start: bool) -> bool:
             return not all(p.lower() in words or p.casefold() in places for p in w.split("-"))
         if w.isupper():  # an acronym ("SVB"), never a sentence's first word
             return not at_start and w.lower() not in words
-        return w.lower() not in words and w.capitalize() not in words
+        return not _is_word(w, words)
     if run[-1].lower() in ORG_WORDS:
         return True
     first = run[0]
