@@ -47,6 +47,8 @@ COMPANY_WORDS = frozenset(
     unit division plant plants factory factories workers employees staff jobs layoffs recall recalls
     customers outlook forecast guidance valuation q1 q2 q3 q4 beats misses posts reports""".split()
 )
+# Words after a headline's first name that make it the subject of a sentence.
+VERB_WORDS = frozenset("to will says said is was has had may could should would plans cuts sees warns agrees".split())
 # A lower-case word before an ambiguous name that makes it a person ("president Ford", "actor Ford").
 PERSON_TITLES = frozenset(
     "mr mrs ms dr president senator sen rep judge actor actress lawyer singer director minister".split()
@@ -54,7 +56,8 @@ PERSON_TITLES = frozenset(
 _WORD_RE = re.compile(r"[A-Za-z0-9][\w&'’.-]*")
 _SUFFIX_RE = re.compile(
     r"(?:,?\s+(?:inc\.?|incorporated|corp\.?|corporation|company|co\.?|plc|p\.l\.c\.|ag|se|sa|s\.a\.|n\.v\.|nv|"
-    r"ltd\.?|limited|llc|l\.p\.|lp|holdings?|group|class [abc]|& co\.?|& plc))+$",
+    r"ltd\.?|limited|llc|l\.p\.|lp|holdings?|group|class [abc]|& co\.?|& plc|technology|technologies|"
+    r"international|industries|laboratories|pharmaceuticals?))+$",
     re.IGNORECASE,
 )
 _SENTENCE_BREAK = set(".:;!?|-–—\"“”'‘")
@@ -130,6 +133,14 @@ def name_variants(name: str) -> list[str]:
     return [name] if base == name or len(base) < 2 else [name, base]
 
 
+def useful_variants(name: str, words: frozenset[str]) -> list[str]:
+    """``name_variants`` without a stripped one-word variant that is a word or proper noun of the word list
+    ("News" of "News Corp", "American" of "American International Group", "Powell" of "Powell Industries"):
+    an alias table lists such short names explicitly when they are meant."""
+    variants = name_variants(name)
+    return [v for i, v in enumerate(variants) if not (i and " " not in v and is_ambiguous(v, words))]
+
+
 def _split_aliases(text: str) -> list[str]:
     return [a.strip() for a in re.split(r"[|;]", text or "") if a.strip()]
 
@@ -145,7 +156,7 @@ def index_surfaces(words: frozenset[str]) -> tuple[dict[str, str], list[Surface]
         if not TICKER_RE.match(key) or key in names:
             continue
         names[key] = name_variants(stock["name"])[-1]
-        surfaces += [Surface(v, key, "name", is_ambiguous(v, words)) for v in name_variants(stock["name"])]
+        surfaces += [Surface(v, key, "name", is_ambiguous(v, words)) for v in useful_variants(stock["name"], words)]
     return names, surfaces
 
 
@@ -163,8 +174,9 @@ def read_alias_table(path: Path, source: MatchSource, words: frozenset[str]) -> 
                 raise ConfigError(f"{path}:{n}: each row needs a key (at most {MAX_KEY_CHARS} chars) and a name")
             flag = (row.get("ambiguous") or "").strip().lower()
             names[key] = name
-            for text in dict.fromkeys([*name_variants(name), *_split_aliases(row.get("aliases") or "")]):
-                amb = flag == "yes" or (flag != "no" and is_ambiguous(text, words))
+            for text in dict.fromkeys([*useful_variants(name, words), *_split_aliases(row.get("aliases") or "")]):
+                one_word = " " not in text.strip()
+                amb = (flag == "yes" and one_word) or (flag != "no" and is_ambiguous(text, words))
                 surfaces.append(Surface(text, key, source, amb))
     return names, surfaces
 
@@ -185,13 +197,17 @@ def build_dictionary(watchlist: Path | None = None, aliases: Path = ALIASES_FILE
     for layer_names, layer_surfaces in layers:
         names.update(layer_names)
         surfaces += layer_surfaces
-    by_text: dict[str, Surface] = {}
-    for s in surfaces:  # later wins
-        by_text[s.text.casefold()] = s
-    watched = {t for t, s in by_text.items() if s.source == "watchlist"}
+    by_text: dict[str, list[Surface]] = {}
+    for s in surfaces:  # a later source's surface replaces an earlier one; spellings of one key add up
+        same = by_text.setdefault(s.text.casefold(), [s])
+        if (same[0].key, same[0].source) != (s.key, s.source):
+            same[:] = [s]
+        elif s not in same:
+            same.append(s)
+    watched = {t for t, same in by_text.items() if same[0].source == "watchlist"}
     stop = tuple(s for s in read_stopnames() if s.casefold() not in watched)
     folded_stop = {s.casefold() for s in stop}
-    kept = tuple(s for t, s in by_text.items() if t not in folded_stop)
+    kept = tuple(s for t, same in by_text.items() if t not in folded_stop for s in same)
     return EntityDictionary(names, kept, stop)
 
 
@@ -222,7 +238,7 @@ def _case_ok(found: str, surface: str) -> bool:
 def is_title_case(text: str) -> bool:
     """Headline Case ("Boeing Shares Fall After Crash"): a capital letter says nothing there."""
     words = [w for w in _WORD_RE.findall(text) if len(w) >= 4 and w[0].isalpha()]
-    return len(words) >= 3 and sum(w[0].isupper() for w in words) >= 0.8 * len(words)
+    return len(words) >= 3 and sum(w[0].isupper() for w in words) >= 0.9 * len(words)
 
 
 def sentence_start(text: str, start: int) -> bool:
@@ -260,22 +276,41 @@ def _company_word(word: str) -> bool:
     return w in COMPANY_WORDS or w.rstrip(".,'’s") in COMPANY_WORDS
 
 
+def _verb_like(after: Sequence[str]) -> bool:
+    """Headline grammar after a subject: "to", a modal, or a present/past verb ("Shell cuts", "Gap warns",
+    "Ford accelerates"), not a noun phrase ("Next rounds of", "Gap in")."""
+    if not after:
+        return False
+    w = after[0].lower()
+    if w in VERB_WORDS:
+        return True
+    follows = after[1].lower() if len(after) > 1 else ""
+    if w in ("and", "&"):  # "Boots and John Lewis to cut jobs"
+        return follows[:1] != "" and after[1][:1].isupper()
+    return w.endswith(("s", "ed", "ing")) and not w.endswith(("ss", "'s", "’s")) and follows not in ("of", "in")
+
+
 def _context_ok(text: str, start: int, end: int, key: str, cashtags: Sequence[str], title_case: bool) -> bool:
     """An ambiguous surface links only with evidence it means the company: its cashtag, a company word right
-    after it or a few words on ("Ford to cut 7,000 jobs"), or a capital letter mid-sentence that is not
-    part of a person's or another thing's name."""
+    after it or a few words on ("Ford to cut 7,000 jobs"), a place in a list of names ("Visa, Mastercard"),
+    a capital letter mid-sentence, or, at a headline's start, a verb after it ("Shell cuts spending") --
+    never after a first name or title ("Christine Blasey Ford", "president Ford") or as part of another name
+    ("Apple Daily"), and in Headline Case or an all-caps text only with a company word or cashtag."""
     after = _words_after(text, end)
     if key in cashtags or (after and _company_word(after[0])):
         return True
     prev, prev_start = _prev_word(text, start)
     if prev.lower() in PERSON_TITLES or (prev[:1].isupper() and not prev.isupper()
                                           and not sentence_start(text, prev_start)):
-        return False  # "president Ford", "Christine Blasey Ford", "Harrison Ford"
+        return False
     if any(_company_word(w) for w in after):
         return True
-    if after and after[0][:1].isupper() and not title_case:
-        return False  # "Apple Daily", "Target Field": part of another name
-    return not title_case and not text.isupper() and not sentence_start(text, start)
+    if title_case or text.isupper():
+        return False
+    if after and after[0][:1].isupper():  # a list of names, or part of another name
+        between = text[_possessive_end(text, end) : text.find(after[0], end)]
+        return "," in between or between.strip() in ("and", "&")
+    return _verb_like(after) if sentence_start(text, start) else True
 
 
 class EntityLinker:
@@ -286,12 +321,13 @@ class EntityLinker:
         self.surface_texts = frozenset(fold(s.text).strip() for s in dictionary.surfaces)
         self.stop_texts = frozenset(fold(t).strip() for t in dictionary.stopnames)
         self._automaton = ahocorasick.Automaton()
-        for s in dictionary.surfaces:
-            key = fold(s.text).strip()
-            self._automaton.add_word(f" {key} ", (len(key), s))
+        by_fold: dict[str, list[Surface]] = {}
+        for s in dictionary.surfaces:  # spellings that fold alike ("BlackRock", "Blackrock") share an entry
+            by_fold.setdefault(fold(s.text).strip(), []).append(s)
         for text in dictionary.stopnames:  # key "": matched only to shield the names inside it
-            key = fold(text).strip()
-            self._automaton.add_word(f" {key} ", (len(key), Surface(text, "", "name", False)))
+            by_fold[fold(text).strip()] = [Surface(text, "", "name", False)]
+        for key, same in by_fold.items():
+            self._automaton.add_word(f" {key} ", (len(key), tuple(same)))
         self._automaton.make_automaton()
 
     def name(self, key: str) -> str:
@@ -319,13 +355,19 @@ class EntityLinker:
         return [(a, b) for a, b, _ in self._accepted(text, extract_cashtags(text))]
 
     def _hits(self, text: str) -> list[tuple[int, int, Surface]]:
-        """Word-bounded dictionary hits, leftmost-longest first. A ``$`` glued to a name is a cashtag."""
+        """Word-bounded dictionary hits spelt as the dictionary spells them (case aside for an all-caps text),
+        leftmost-longest first. A ``$`` glued to a name is a cashtag."""
         hits = []
-        for end_index, (n, s) in self._automaton.iter(f" {fold(text)} "):
+        for end_index, (n, same) in self._automaton.iter(f" {fold(text)} "):
             start, end = end_index - n - 1, end_index - 1  # padded text: one space before, one after
             if start > 0 and text[start - 1] in "$@":
                 continue
-            hits.append((start, end, s))
+            if not same[0].key:
+                hits.append((start, end, same[0]))
+                continue
+            spelt = [s for s in same if _case_ok(text[start:end], s.text)]
+            if spelt:
+                hits.append((start, end, spelt[0]))
         hits.sort(key=lambda h: (h[0], h[0] - h[1]))
         return hits
 
@@ -340,8 +382,8 @@ class EntityLinker:
                 if text[start].isupper():
                     last_end = end
                 continue
-            if not _case_ok(text[start:end], s.text):
-                continue
+            if text[end:].strip(" .") == "" and text[:start].rstrip().endswith(":"):
+                continue  # a closing attribution ("...: Deutsche Bank") names the source, not the subject
             if s.ambiguous:
                 title_case = is_title_case(text) if title_case is None else title_case
                 if not _context_ok(text, start, end, s.key, cashtags, title_case):
