@@ -17,7 +17,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from monitor.emerging import EmergingNames, Story, link_stories
+from monitor.emerging import EmergingNames, Story, link_stories, place_names
 from monitor.entities import load_linker
 from monitor.schema import story_key
 from training.data import DEFAULT_DATA_DIR, archive_headlines
@@ -60,6 +60,8 @@ def main() -> None:
           f"built in {build_cpu:.2f} s CPU ({build_wall:.2f} s wall)")
     cpu, wall = timed(lambda: linker.link_many(batch))
     print(f"linking {len(batch)} headlines: {cpu * per:.3f} s CPU per 10k ({wall * per:.3f} s wall per 10k)")
+    load_cpu, load_wall = timed(place_names)  # once per process, before the first emerging name
+    print(f"  place list for emerging names loaded in {load_cpu:.2f} s CPU ({load_wall:.2f} s wall)")
     cpu, wall = timed(lambda: link_stories(linker, EmergingNames(), stories))
     print(f"  with emerging names: {cpu * per:.3f} s CPU per 10k ({wall * per:.3f} s wall per 10k)")
 
