@@ -146,3 +146,20 @@ def test_provisional_state_is_bounded(linker: EntityLinker) -> None:
     emerging = EmergingNames(max_names=5)
     link_stories(linker, emerging, [story(f"Zeph{chr(97 + i)}corp shares slide", i) for i in range(20)])
     assert len(emerging.seen) == 5
+
+
+def test_backtest_series_get_entity_keys(linker: EntityLinker) -> None:
+    import pandas as pd
+
+    from monitor.alerts.backtest import attach_entities, build_series
+    from monitor.alerts.queries import AlertKey
+
+    texts = ["Boeing shares fall after crash", "Boeing grounds 737 MAX jets", "Oil slips", "Boeing's CEO apologises"]
+    frame = pd.DataFrame({
+        "published_at": pd.to_datetime([T0 + timedelta(hours=h) for h in range(4)], utc=True),
+        "text": texts, "sentiment": ["negative"] * 4, "topic": ["Company | Product News"] * 4,
+    })  # fmt: skip
+    linked = attach_entities(frame, linker, EmergingNames())
+    assert list(linked["entities"]) == [("BA",), ("BA",), (), ("BA",)]
+    series, index = build_series(linked, 3600, ticker_min_volume=3)
+    assert list(index[AlertKey("ticker", "BA")]) == [0, 1, 3]
