@@ -156,7 +156,8 @@ def index_surfaces(words: frozenset[str]) -> tuple[dict[str, str], list[Surface]
         if not TICKER_RE.match(key) or key in names:
             continue
         names[key] = name_variants(stock["name"])[-1]
-        surfaces += [Surface(v, key, "name", is_ambiguous(v, words)) for v in useful_variants(stock["name"], words)]
+        for i, v in enumerate(useful_variants(stock["name"], words)):  # a name we shortened is less sure
+            surfaces.append(Surface(v, key, "name", is_ambiguous(v, words) or (i > 0 and " " not in v)))
     return names, surfaces
 
 
