@@ -90,7 +90,7 @@ def candidates(text: str, linker: EntityLinker) -> tuple[Candidate, ...]:
         if not run or len(run) > MAX_NAME_WORDS or all(t.lower() in ORG_WORDS for t in run) or fold(name).strip() in linker.surface_texts:
             continue
         cued = nxt.rstrip(".,") in COMPANY_WORDS or run[-1].lower() in ORG_WORDS
-        if (title_case and not cued) or not _could_be_company(run, sentence_start(text, m.start())):
+        if (title_case and not cued) or not _could_be_company(tuple(run), sentence_start(text, m.start())):
             continue  # in Headline Case every word is capitalised: only a cue says "company"
         known = linker.spans(text) if known is None else known
         if any(a < m.end() and m.start() < b for a, b in known) or fold(name).strip() in linker.stop_texts:
@@ -108,11 +108,17 @@ def _is_word(token: str, words: frozenset[str]) -> bool:
 
 
 def _is_place_or_stop(token: str, linker: EntityLinker) -> bool:
+    return _place_or_stop(token, linker.stop_texts)
+
+
+@functools.lru_cache(maxsize=100_000)
+def _place_or_stop(token: str, stop_texts: frozenset[str]) -> bool:
     parts = [fold(p).strip() for p in re.split(r"-(?=[A-Z])", token)]
-    return any(p in linker.stop_texts or p in place_names() for p in parts)
+    return any(p in stop_texts or p in place_names() for p in parts)
 
 
-def _could_be_company(run: Sequence[str], at_start: bool) -> bool:
+@functools.lru_cache(maxsize=100_000)
+def _could_be_company(run: tuple[str, ...], at_start: bool) -> bool:
     """Not a word, a place or a first-name-surname pair as far as the word and place lists can tell."""
     words, places = english_words(), place_names()
     letters = "".join(c for c in "".join(run) if c.isalpha())
