@@ -250,6 +250,9 @@ def init_db(engine: Engine, attempts: int = 5) -> None:
                     conn.execute(sa.text("SELECT pg_advisory_xact_lock(7243001)"))
                 if engine.dialect.name == "sqlite":  # persistent in the file; readers never block the writer
                     conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+                    # pysqlite runs DDL outside transactions: open one, so that the tables, the migration and
+                    # the view appear together (no reader sees news_items without tagged_news)
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")
                 metadata.create_all(conn, checkfirst=True)
                 _migrate(conn)
             return
