@@ -122,7 +122,7 @@ def ticker_trend(conn: Connection, ticker: str, window: Window) -> pd.DataFrame:
             sa.func.avg(news_tags.c.sentiment_score).label("avg_score"),
         )
         .select_from(news_tickers.join(news_tags, news_tags.c.item_id == news_tickers.c.item_id))
-        .where(news_tickers.c.ticker == ticker.upper())
+        .where(news_tickers.c.ticker.in_({ticker, ticker.upper()}))  # "~Name" keys keep their case
         .where(news_tickers.c.published_at >= window.start, news_tickers.c.published_at < window.end)
         .where(news_tags.c.is_duplicate.is_(sa.false()))
         .group_by(bucket)

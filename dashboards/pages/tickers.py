@@ -30,6 +30,9 @@ def live_tickers() -> None:
         width="stretch",
         key="movers",
         column_config={
+            "ticker": st.column_config.TextColumn(
+                "ticker", help="~Name: a provisional entity, an unknown name recurring across stories"
+            ),
             "items": st.column_config.NumberColumn("headlines"),
             "negative_share": st.column_config.ProgressColumn(
                 "negative share", min_value=0, max_value=1, format="percent"
