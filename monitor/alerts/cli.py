@@ -1,4 +1,4 @@
-"""Subcommands: ``finpulse scheduler``, ``finpulse alerts backtest|list|run-once``, ``finpulse bench nab``."""
+"""Subcommands: ``finpulse scheduler``, ``finpulse alerts backtest|list|run-once``, ``finpulse bench nab|events``."""
 
 from __future__ import annotations
 
@@ -58,6 +58,19 @@ def add_commands(sub: Any) -> None:
     n.add_argument("--out", required=True, type=Path, help="folder for the per-series result CSVs")
     n.add_argument("--details", action="store_true", help="also print per-file scores on stderr")
     n.set_defaults(func=_bench_nab)
+
+    e = bench.add_parser(
+        "events", help="replay the dated 2017-2020 headline feeds and score alerts against market events"
+    )
+    e.add_argument("--data", type=Path, help="folder of the feeds (default: FINPULSE_DATA_DIR/news-headlines-2017-2020)")
+    e.add_argument("--feeds", default="cnbc,guardian,reuters", help="comma-separated feed names")
+    e.add_argument("--tags-cache", type=Path, help="tag cache folder (default: <model cache dir>/tags)")
+    e.add_argument("--model", help="model directory for texts not in the cache (FINPULSE_MODEL_PATH)")
+    e.add_argument("--cached-only", action="store_true", help="never load the model; fail if tags are missing")
+    e.add_argument("--png", type=Path, help="write the timeline picture here")
+    e.add_argument("--alerts-out", type=Path, help="write every alert as JSONL here")
+    e.add_argument("--loeo", action="store_true", help="also run leave-one-event-out tuning")
+    e.set_defaults(func=_bench_events)
 
 
 def _alert_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -174,3 +187,9 @@ def _bench_nab(args: argparse.Namespace, settings: Settings) -> int:
                 )
     print(json.dumps({name: round(r.normalised, 2) for name, r in results.items()}))
     return 0
+
+
+def _bench_events(args: argparse.Namespace, settings: Settings) -> int:
+    from monitor.bench.cli import run_events
+
+    return run_events(args, settings)
