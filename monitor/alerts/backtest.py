@@ -1,7 +1,8 @@
 """Replay a historical headline file in simulated time through the tags and the detector.
 
 Repeats are dropped with the worker's rule, stories are counted per key with the scheduler's code
-(``counting``), and the detector's episode machine runs over the whole history at once. Decisions are causal
+(``counting``; keys: overall, topics, and the entities ``attach_entities`` links, or cashtags without it),
+and the detector's episode machine runs over the whole history at once. Decisions are causal
 and read a bounded history, so this gives exactly the alerts a live scheduler would have raised at each bucket
 end (``fired_at`` = the bucket end at which it would have fired).
 """
@@ -23,6 +24,8 @@ from monitor.alerts.counting import AlertKey, bucket_indices, count_keys, first_
 from monitor.alerts.detector import Spike
 from monitor.alerts.episodes import scan_keys
 from monitor.alerts.params import DetectorParams
+from monitor.emerging import EmergingNames, Story, link_stories
+from monitor.entities import EntityLinker
 from monitor.errors import ConfigError
 from monitor.schema import Tags, extract_cashtags, find_repeats, story_key
 
@@ -146,7 +149,8 @@ def story_rows(frame: pd.DataFrame) -> pd.DataFrame:
     if "source" not in rows:
         rows["source"] = "file"
     if "tickers" not in rows:
-        rows["tickers"] = [tuple(extract_cashtags(t)) for t in rows["text"]]
+        linked = rows["entities"] if "entities" in rows else (tuple(extract_cashtags(t)) for t in rows["text"])
+        rows["tickers"] = [tuple(keys) for keys in linked]
     return rows
 
 
@@ -213,6 +217,18 @@ def summarise(alerts: Iterable[BacktestAlert], frame: pd.DataFrame) -> dict[str,
         "by_severity": by_severity,
         "by_month": months,
     }
+
+
+def attach_entities(
+    frame: pd.DataFrame, linker: EntityLinker, emerging: EmergingNames | None = None
+) -> pd.DataFrame:
+    """Add ``entities``: the keys each row links to (cashtags, dictionary names, provisional names), linked
+    in time order exactly as the worker links its batches."""
+    stories = [Story(t, story_key(t), ts.to_pydatetime()) for t, ts in zip(frame["text"], frame["published_at"],
+                                                                          strict=True)]
+    out = frame.copy()
+    out["entities"] = [tuple(e.key for e in links) for links in link_stories(linker, emerging, stories)]
+    return out
 
 
 def attach_tags(frame: pd.DataFrame, tags: Sequence[dict[str, Any]]) -> pd.DataFrame:
