@@ -5,10 +5,10 @@ excluded) as sorted bucket indices with weights (:class:`KeyCounts`). At every b
 negative story, each window scale ``w`` in ``windows_minutes`` (default 1 h, 6 h, 24 h, 72 h) is tested:
 
 1. ``x`` = negative stories in ``(t - w, t]``.
-2. Reference windows: the same window at the same time of day on the previous ``baseline_days`` days of the
-   same kind (weekday / weekend), none overlapping the current window, none before the stream's history
-   begins. Each reference is winsorised at ``median + 3 sqrt(median) + 3`` so the key's own past incidents do
-   not inflate its baseline.
+2. Reference windows: the same window at the same time of day on the previous ``baseline_days`` days that
+   hold as many weekend hours as the current one (so a Monday-morning 24 h window is compared with other
+   windows spanning a Sunday), none overlapping the current window, none before the stream's history begins. Each reference is winsorised at ``median + 3 max(MAD sd, sqrt(median)) + 3`` so the key's own
+   past incidents do not inflate its baseline.
 3. The expected count is a Poisson-gamma posterior mean: ``(sum(refs) + 0.5 + k mu_parent) / (n + k)`` with
    ``k = prior_weight`` pseudo reference days at the parent's rate scaled by the key's share of the parent's
    items (shrinkage toward the parent: entity or topic -> overall). The predictive law is negative binomial
@@ -37,7 +37,7 @@ from typing import Literal
 import numpy as np
 from scipy import stats
 
-from monitor.alerts.params import SECONDS_PER_DAY, DetectorParams
+from monitor.alerts.params import DetectorParams
 
 Severity = Literal["warning", "high", "critical"]
 
@@ -138,10 +138,13 @@ def bucket_end(index: int, bucket_seconds: int) -> datetime:
     return datetime.fromtimestamp((index + 1) * bucket_seconds, tz=UTC)
 
 
-def is_weekend(t: np.ndarray, bucket_seconds: int) -> np.ndarray:
-    """Whether the bucket ending the window lies on a Saturday or Sunday (UTC; 1970-01-01 was a Thursday)."""
-    day = (t * bucket_seconds) // SECONDS_PER_DAY
-    return (day + 3) % 7 >= 5
+def weekend_buckets(t: np.ndarray, per_day: int) -> np.ndarray:
+    """Number of Saturday/Sunday (UTC) buckets among buckets ``0..t`` (1970-01-01, day 0, was a Thursday,
+    so days 2 and 3 of every week are the weekend)."""
+    upto = np.asarray(t, dtype=np.int64) + 1
+    days, rem = upto // per_day, upto % per_day
+    full = 2 * (days // 7) + np.clip(days % 7 - 2, 0, 2)
+    return per_day * full + rem * ((days + 3) % 7 >= 5)
 
 
 def reference_stats(
@@ -154,18 +157,26 @@ def reference_stats(
     lags = np.arange(gap, gap + params.baseline_days, dtype=np.int64) * per_day  # (L,)
     ref_t = t[None, :] - lags[:, None]  # (L, n)
     valid = ref_t - width + 1 >= history_start
-    if params.weekday_aware:  # the reference day's kind, from day numbers (cheaper than from bucket times)
-        day = (t * params.bucket_seconds) // SECONDS_PER_DAY
-        ref_day = day[None, :] - (lags // per_day)[:, None]
-        valid &= ((ref_day + 3) % 7 >= 5) == ((day + 3) % 7 >= 5)[None, :]
+    if params.weekday_aware:  # a reference must hold as many weekend hours as the window itself
+        share = weekend_buckets(t, params.buckets_per_day) - weekend_buckets(t - width, params.buckets_per_day)
+        ref_share = weekend_buckets(ref_t, params.buckets_per_day) - weekend_buckets(
+            ref_t - width, params.buckets_per_day
+        )
+        valid &= ref_share == share[None, :]
     refs = np.where(valid, kc.sums(ref_t.ravel(), width).reshape(ref_t.shape), np.nan)  # (L, n)
     n = valid.sum(axis=0)
     med = _column_median(refs, valid, n)
-    capped = np.where(valid, np.minimum(np.nan_to_num(refs), med + 3 * np.sqrt(med) + 3), 0.0)
+    spread = 1.4826 * _column_median(np.abs(np.nan_to_num(refs) - med), valid, n)  # robust sd (MAD)
+    cap = med + 3 * np.maximum(spread, np.sqrt(med)) + 3
+    capped = np.where(valid, np.minimum(np.nan_to_num(refs), cap), 0.0)
     total = capped.sum(axis=0)
     mean = total / np.maximum(n, 1)
-    var = (np.where(valid, capped - mean, 0.0) ** 2).sum(axis=0) / np.maximum(n - 1, 1)
-    phi = np.where((n >= 4) & (mean > 0), np.maximum(0.0, var - mean) / np.maximum(mean, 1e-9) ** 2, 0.0)
+    robust_var = np.maximum(
+        spread**2, (np.where(valid, capped - mean, 0.0) ** 2).sum(axis=0) / np.maximum(n - 1, 1)
+    )
+    phi = np.where(
+        (n >= 4) & (mean > 0), np.maximum(0.0, robust_var - mean) / np.maximum(mean, 1e-9) ** 2, 0.0
+    )
     return total, n, np.minimum(phi, 4.0)
 
 
@@ -187,8 +198,8 @@ def baseline(
     params: DetectorParams,
     history_start: int,
     prior: tuple[np.ndarray, np.ndarray] | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Predictive mean, variance and phi of the window count at ``t``. ``prior`` = (mean, phi) of the parent
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Predictive mean, variance, phi and number of reference windows of the window count at ``t``. ``prior`` = (mean, phi) of the parent
     at the same buckets, already scaled by the key's share of the parent's stories."""
     ref_sum, n, phi = reference_stats(kc, t, width, params, history_start)
     k = params.prior_weight if prior is not None else 0.0
@@ -199,7 +210,7 @@ def baseline(
     # Windows longer than a day overlap their neighbours at one-day lags: each story is counted in
     # width/day references, so the rate is known from that many times fewer independent counts.
     shape = shape * min(1.0, params.buckets_per_day / width)
-    return mean, mean + mean**2 * (phi + 1.0 / shape), phi
+    return mean, mean + mean**2 * (phi + 1.0 / shape), phi, n
 
 
 def tail_probability(x: np.ndarray, mean: np.ndarray, var: np.ndarray) -> np.ndarray:

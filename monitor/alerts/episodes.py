@@ -25,6 +25,8 @@ from monitor.alerts.detector import (
     tail_probability,
 )
 
+MIN_REFERENCES = 3  # reference windows a key without a parent needs before it can alert
+
 
 @dataclass(frozen=True, slots=True)
 class KeyScores:
@@ -33,7 +35,7 @@ class KeyScores:
     t: np.ndarray  # (n,) bucket indices
     evidence: np.ndarray  # (n,) best log10(threshold / p) over admissible scales; -inf when none
     exit_evidence: np.ndarray  # (n,) best evidence over all scales (for the episode's end)
-    scale: np.ndarray  # (n,) index into params.windows_minutes
+    scale: np.ndarray  # (n,) the scale that explains the alert: the shortest significant one
     count: np.ndarray  # (S, n)
     mean: np.ndarray  # (S, n)
     p: np.ndarray  # (S, n)
@@ -75,12 +77,14 @@ def score_key(
         x = kc.sums(t, w)
         prior = None
         if parent is not None:
-            pm, _, pphi = baseline(parent, t, w, params, history_start)
+            pm, _, pphi, _ = baseline(parent, t, w, params, history_start)
             prior = (pm * share_of_parent(kc, parent, t, w, params), pphi)
-        mu, var, _ = baseline(kc, t, w, params, history_start, prior)
+        mu, var, _, refs = baseline(kc, t, w, params, history_start, prior)
         pv = tail_probability(x, mu, var)
         e = np.log10(params.p_threshold(minutes)) - np.log10(np.maximum(pv, 1e-300))
         ok = x >= params.min_count
+        if parent is None:  # a root key's baseline rests on its own reference windows only
+            ok &= refs >= MIN_REFERENCES
         if total is not None:
             tot = kc.sums(t, w, negative=False)
             usual = (kc.sums(t - w, span) + 0.5) / (kc.sums(t - w, span, negative=False) + 1.0)
@@ -90,10 +94,12 @@ def score_key(
         evidence[s] = np.where(ok, e, -np.inf)
         if needs_sources:
             evidence[s] = _source_rule(kc, t, w, x, evidence[s], params)
-    best = np.argmax(evidence, axis=0) if n else np.zeros(0, dtype=int)
-    return KeyScores(
-        t, evidence[best, np.arange(n)], raw.max(axis=0, initial=-np.inf), best, count, mean, p, total
+    strongest = evidence.max(axis=0, initial=-np.inf)
+    # The alert explains itself with the shortest window that is significant on its own (scales ascend).
+    shortest = np.where(
+        (evidence >= 0).any(axis=0), np.argmax(evidence >= 0, axis=0), np.argmax(evidence, axis=0)
     )
+    return KeyScores(t, strongest, raw.max(axis=0, initial=-np.inf), shortest, count, mean, p, total)
 
 
 def _source_rule(
@@ -154,7 +160,7 @@ def _spike(sc: KeyScores, i: int, params: DetectorParams) -> Spike:
         count=count,
         expected=round(float(sc.mean[s, i]), 2),
         p_value=float(f"{sc.p[s, i]:.3g}"),
-        evidence=round(float(sc.evidence[i]), 2),
+        evidence=round(float(sc.evidence[i]), 2),  # the strongest scale's (severity follows it)
         total=total,
         share=round(count / total, 3) if total else None,
         details={"window_minutes": minutes, "p_threshold": float(f"{params.p_threshold(minutes):.3g}")},

@@ -16,7 +16,7 @@ class DetectorParams:
     bucket_seconds: int = 300
     windows_minutes: tuple[int, ...] = (60, 360, 1440, 4320)
     baseline_days: int = 28
-    false_alarms_per_year: float = 0.05  # per key and scale, under the fitted law: sets every p threshold
+    false_alarms_per_year: float = 0.01  # per key and scale, under the fitted law: sets every p threshold
     exit_factor: float = 100.0  # the episode ends when p rises above threshold x exit_factor on all scales
     min_count: int = 3  # distinct negative stories in the window
     single_source_factor: int = 2  # an entity key seen from one source only needs this x min_count stories
@@ -31,6 +31,8 @@ class DetectorParams:
             raise ValueError("bucket_seconds must divide a day")
         if not self.windows_minutes or min(self.windows_minutes) * 60 < self.bucket_seconds:
             raise ValueError("every window must span at least one bucket")
+        if list(self.windows_minutes) != sorted(set(self.windows_minutes)):
+            raise ValueError("windows_minutes must be distinct and ascending")
 
     @property
     def buckets_per_day(self) -> int:

@@ -7,7 +7,10 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+
+import pandas as pd
 
 from monitor.alerts.service import params_from_settings
 from monitor.bench import replay
@@ -26,13 +29,32 @@ def data_folder(given: Path | None) -> Path:
     return Path(root) / FEED_FOLDER
 
 
+def entity_linking(settings: Settings) -> Callable[[pd.DataFrame], pd.DataFrame]:
+    """The backtest's entity linking (dictionary + watchlist + provisional names), fresh state per feed."""
+    from monitor.alerts.backtest import attach_entities
+    from monitor.emerging import emerging_from_settings
+    from monitor.entities import load_linker
+
+    e = settings.entities
+    linker = load_linker(e.watchlist)
+
+    def link(frame: pd.DataFrame) -> pd.DataFrame:
+        emerging = emerging_from_settings(e.provisional_min_stories, e.provisional_window_days, e.provisional)
+        return attach_entities(frame, linker, emerging)
+
+    return link
+
+
 def run_events(args: argparse.Namespace, settings: Settings) -> int:
     names = tuple(n.strip() for n in args.feeds.split(",") if n.strip())
     feeds = read_feeds(data_folder(args.data), names)
     model = settings.model.model_copy(update={"path": args.model}) if args.model else settings.model
     version, predict = _model(model, args.cached_only)
     cache = cache_file(args.tags_cache or Path(model.cache_dir) / "tags", version)
-    tagged = {name: replay.tagged_feed(frame, cache, predict) for name, frame in feeds.items()}
+    tagged = {
+        name: replay.tagged_feed(frame, cache, predict, entity_linking(settings))
+        for name, frame in feeds.items()
+    }
     params = params_from_settings(settings.alerts)
     events = load_events()
     runs = [replay.run_feed(name, frame, params, events) for name, frame in tagged.items()]

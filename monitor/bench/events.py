@@ -135,7 +135,11 @@ def score_feed(
     outside = [a for a in alerts if not any(ev.contains(a.fired_at) for ev in events)]
     fa_days = len({a.fired_at.date() for a in outside})
     return FeedScore(
-        feed, tuple(results), fa_days, outside_days(events, span_start, span_end) / DAYS_PER_MONTH, len(alerts)
+        feed,
+        tuple(results),
+        fa_days,
+        outside_days(events, span_start, span_end) / DAYS_PER_MONTH,
+        len(alerts),
     )
 
 

@@ -35,18 +35,26 @@ class FeedRun:
 
 
 def tagged_feed(
-    frame: pd.DataFrame, cache: Path, predict: Callable[[Sequence[str]], list[Tags]] | None
+    frame: pd.DataFrame,
+    cache: Path,
+    predict: Callable[[Sequence[str]], list[Tags]] | None,
+    link: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
 ) -> pd.DataFrame:
-    return attach_tags(frame, cached_tags(list(frame["text"]), cache, predict))
+    """Tags from the cache (classifying what is missing) and, with ``link``, the entities of each row."""
+    tagged = attach_tags(frame, cached_tags(list(frame["text"]), cache, predict))
+    return link(tagged) if link is not None else tagged
 
 
 def records(alerts: Sequence[BacktestAlert]) -> list[AlertRecord]:
     return [
-        AlertRecord(a.spike.window_end, str(a.key), tuple(str(h["title"]) for h in a.headlines)) for a in alerts
+        AlertRecord(a.spike.window_end, str(a.key), tuple(str(h["title"]) for h in a.headlines))
+        for a in alerts
     ]
 
 
-def run_feed(name: str, tagged: pd.DataFrame, params: DetectorParams, events: Sequence[MarketEvent]) -> FeedRun:
+def run_feed(
+    name: str, tagged: pd.DataFrame, params: DetectorParams, events: Sequence[MarketEvent]
+) -> FeedRun:
     alerts = tuple(run_backtest(tagged, params))
     stories = drop_repeats(tagged).reset_index(drop=True)
     return FeedRun(name, stories, alerts, score_feed(name, events, stories, records(alerts)))
@@ -96,6 +104,7 @@ def leave_one_event_out(
         grid[fa] = [run_feed(name, frame, p, events) for name, frame in tagged.items()]
     out = []
     for ev in events:
+
         def objective(fa: float, held: str = ev.id) -> tuple[int, float]:
             runs = grid[fa]
             hits = sum(

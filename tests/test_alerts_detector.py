@@ -1,0 +1,137 @@
+"""Properties of the multi-scale detector on synthetic sparse and dense streams (pure, no services).
+
+A simulated year of stationary Poisson noise (with a daily cycle) raises nothing at 20, 1,000 and 50,000
+stories a day, and a burst injected into the same stream is caught at each rate. The year-long runs use hourly
+buckets (every other parameter at its default) so they stay quick; the windows are the default 1 h - 72 h.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime
+
+import numpy as np
+import pytest
+
+from monitor.alerts.detector import KeyCounts, bucket_of, tail_probability
+from monitor.alerts.episodes import scan_key
+from monitor.alerts.params import DEFAULTS, DetectorParams
+
+HOURLY = dataclasses.replace(DEFAULTS, bucket_seconds=3600)
+T0 = bucket_of(datetime(2024, 1, 1, tzinfo=UTC), 3600)  # a Monday
+DAY = 24
+
+
+def stream(
+    rate_per_day: float,
+    days: int,
+    seed: int = 0,
+    negative_share: float = 0.3,
+    burst: tuple[int, int, int] | None = None,
+) -> KeyCounts:
+    """Hourly Poisson counts with a daily cycle; ``burst`` = (first hour, hours, extra negative stories)."""
+    rng = np.random.default_rng(seed)
+    hours = np.arange(days * DAY)
+    rate = rate_per_day / DAY * (1 + 0.8 * np.sin(2 * np.pi * ((hours % DAY) / DAY - 0.3)))
+    total = rng.poisson(rate)
+    negative = rng.binomial(total, negative_share)
+    if burst is not None:
+        first, length, extra = burst
+        add = rng.multinomial(extra, [1 / length] * length)
+        total[first : first + length] += add
+        negative[first : first + length] += add
+    keep = np.nonzero(total)[0]
+    return KeyCounts(T0 + keep, negative[keep].astype(float), total[keep].astype(float))
+
+
+def run(kc: KeyCounts, params: DetectorParams = HOURLY, days: int = 365) -> list:  # type: ignore[type-arg]
+    return scan_key(kc, params, T0, T0, T0 + days * DAY)[0]
+
+
+@pytest.mark.parametrize("rate", [20, 1_000, 50_000])
+def test_a_year_of_stationary_poisson_noise_raises_nothing(rate: int) -> None:
+    assert run(stream(rate, 365, seed=0)) == []
+
+
+@pytest.mark.parametrize(
+    ("rate", "extra"),
+    [(20, 15), (1_000, 150), (50_000, 4_000)],  # a crisis afternoon on an RSS feed, on a wire, on social
+)
+def test_an_injected_burst_is_caught_at_every_rate(rate: int, extra: int) -> None:
+    start = 45 * DAY + 12
+    spikes = run(stream(rate, 60, seed=1, burst=(start, 6, extra)), days=60)
+    assert len(spikes) == 1
+    s = spikes[0]
+    assert T0 + start <= s.bucket < T0 + start + 6  # within the burst's six hours
+    assert s.count > 1.5 * s.expected and s.share is not None and s.share > 0.3
+    assert s.details["window_minutes"] in HOURLY.windows_minutes
+
+
+def test_a_burst_too_small_for_the_noise_is_not_an_alert() -> None:
+    assert run(stream(1_000, 60, seed=1, burst=(45 * DAY + 12, 6, 20)), days=60) == []
+
+
+def test_a_slow_build_in_a_sparse_feed_is_caught_on_a_long_window() -> None:
+    """36 extra negative stories spread over three days: no hour stands out, the 72 h window does."""
+    spikes = run(stream(20, 60, seed=3, burst=(45 * DAY, 72, 36)), days=60)
+    assert len(spikes) == 1 and spikes[0].details["window_minutes"] >= 1440
+
+
+def test_one_alert_per_episode_across_scales() -> None:
+    """Three days of heavy negative news: every scale is significant for days, one alert."""
+    spikes = run(stream(1_000, 60, seed=4, burst=(45 * DAY, 72, 3_000)), days=60)
+    assert len(spikes) == 1
+
+
+def test_a_new_entity_alerts_on_many_distinct_stories_from_two_sources_only() -> None:
+    """No history at all: the rate is honestly unknown (a Jeffreys prior), so it takes five distinct negative
+    stories in an hour from two sources; from one source ``single_source_factor`` x ``min_count`` more so;
+    three stories are not enough evidence."""
+    at = T0 + 30 * DAY + 10
+
+    def entity(n: int, sources: list[int]) -> KeyCounts:
+        b = np.full(n, at, dtype=np.int64)
+        return KeyCounts(np.array([at]), np.array([float(n)]), np.array([float(n)]), b, np.array(sources))
+
+    def fired(kc: KeyCounts) -> bool:
+        return bool(scan_key(kc, HOURLY, T0, T0, T0 + 60 * DAY, needs_sources=True)[0])
+
+    assert fired(entity(5, [0, 1, 1, 1, 1]))
+    assert not fired(entity(5, [0] * 5))  # one source: needs 6
+    assert fired(entity(6, [0] * 6))
+    assert not fired(entity(3, [0, 1, 2]))
+
+
+def test_a_quiet_weekend_does_not_make_monday_a_spike() -> None:
+    """Weekends carry a tenth of the weekday volume; references are same-kind days, so Monday is normal."""
+    rng = np.random.default_rng(5)
+    hours = np.arange(70 * DAY)
+    weekday = ((hours // DAY) % 7) < 5  # T0 is a Monday
+    total = rng.poisson(np.where(weekday, 40.0, 4.0))
+    negative = rng.binomial(total, 0.3)
+    keep = np.nonzero(total)[0]
+    kc = KeyCounts(T0 + keep, negative[keep].astype(float), total[keep].astype(float))
+    assert run(kc, days=70) == []  # 72 h windows ending mid-week are not compared with weekend-heavy ones
+
+
+def test_decisions_are_causal() -> None:
+    kc = stream(1_000, 60, seed=6, burst=(40 * DAY, 6, 300))
+    cut = T0 + 50 * DAY
+    early = scan_key(kc, HOURLY, T0, T0, cut)[0]
+    m = kc.buckets < cut
+    truncated = KeyCounts(kc.buckets[m], kc.negative[m], kc.total[m] if kc.total is not None else None)
+    assert early == scan_key(truncated, HOURLY, T0, T0, cut)[0] != []
+
+
+def test_the_tail_is_poisson_without_overdispersion_and_heavier_with_it() -> None:
+    x, mean = np.array([10.0]), np.array([3.0])
+    poisson = 1 - sum(np.exp(-3.0) * 3.0**k / np.prod(np.arange(1, k + 1)) for k in range(10))
+    assert tail_probability(x, mean, mean)[0] == pytest.approx(poisson, rel=1e-6)
+    assert tail_probability(x, mean, 3 * mean)[0] > 10 * poisson
+
+
+def test_parameters_are_checked() -> None:
+    with pytest.raises(ValueError):
+        DetectorParams(bucket_seconds=7 * 60)  # does not divide a day
+    with pytest.raises(ValueError):
+        DetectorParams(windows_minutes=(1440, 60))
