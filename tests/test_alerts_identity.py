@@ -1,5 +1,5 @@
 """One detector, two paths: a file replayed through the live scheduler path in simulated time (items written to
-a real SQLite database as they are published, ``detect_new_alerts`` every three hours) gives exactly the
+a real SQLite database as they are published, ``detect_new_alerts`` every six hours) gives exactly the
 alerts ``alerts backtest`` gives on the same file, and the counts behind them are the same."""
 
 from __future__ import annotations
@@ -20,14 +20,14 @@ from monitor.settings import AlertSettings
 from monitor.store import init_db, make_engine, write_batch
 
 START = datetime(2024, 3, 4, tzinfo=UTC)  # a Monday
-DAYS = 16
-SETTINGS = AlertSettings(bucket_seconds=900, baseline_days=7, min_history_days=2, catch_up_minutes=180)
+DAYS = 12
+SETTINGS = AlertSettings(bucket_seconds=900, baseline_days=7, min_history_days=2, catch_up_minutes=360)
 WINDOW = timedelta(hours=24)
 
 
 def history() -> pd.DataFrame:
-    """Two sources, two topics, a few cashtags; repeated headlines; an ACME crisis on day 13 and a broad
-    Markets sell-off on day 10."""
+    """Two sources, two topics, a few cashtags; repeated headlines; an ACME crisis on day 10 and a broad
+    Markets sell-off on day 8."""
     rng = np.random.default_rng(7)
     rows = []
     for i in range(DAYS * 24 * 3):  # three stories an hour
@@ -39,12 +39,12 @@ def history() -> pd.DataFrame:
             text = rows[-1][1]
         rows.append((t, text, "negative" if neg else "neutral", topic, f"wire{i % 2}"))
     for k in range(12):
-        t = START + timedelta(days=13, hours=14, minutes=4 * k)
+        t = START + timedelta(days=10, hours=14, minutes=4 * k)
         rows.append(
             (t, f"ACME {k} misses payments as lenders walk away $ACME", "negative", "Markets", f"wire{k % 2}")
         )
     for k in range(30):
-        t = START + timedelta(days=10, hours=9, minutes=5 * k)
+        t = START + timedelta(days=8, hours=9, minutes=5 * k)
         rows.append((t, f"Stocks slide {k} as rout deepens", "negative", "Markets", "wire0"))
     frame = pd.DataFrame(rows, columns=["published_at", "text", "sentiment", "topic", "source"])
     frame["published_at"] = pd.to_datetime(frame["published_at"], utc=True)
@@ -80,7 +80,7 @@ def test_live_replay_in_simulated_time_gives_the_backtest_alerts(tmp_path: Path)
     init_db(engine)
     now, written = START, 0
     while now <= START + timedelta(days=DAYS + 1):
-        now += timedelta(hours=3)
+        now += timedelta(hours=6)
         due = frame[(frame["published_at"] < now)].iloc[written:]
         with engine.begin() as conn:
             write_batch(conn, pairs(due), WINDOW, now=now)

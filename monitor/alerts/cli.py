@@ -67,6 +67,7 @@ def add_commands(sub: Any) -> None:
     e.add_argument("--tags-cache", type=Path, help="tag cache folder (default: <model cache dir>/tags)")
     e.add_argument("--model", help="model directory for texts not in the cache (FINPULSE_MODEL_PATH)")
     e.add_argument("--cached-only", action="store_true", help="never load the model; fail if tags are missing")
+    e.add_argument("--tags-version", help="read the cache of this tag version instead (implies --cached-only)")
     e.add_argument("--png", type=Path, help="write the timeline picture here")
     e.add_argument("--alerts-out", type=Path, help="write every alert as JSONL here")
     e.add_argument("--loeo", action="store_true", help="also run leave-one-event-out tuning")

@@ -49,7 +49,7 @@ def run_events(args: argparse.Namespace, settings: Settings) -> int:
     names = tuple(n.strip() for n in args.feeds.split(",") if n.strip())
     feeds = read_feeds(data_folder(args.data), names)
     model = settings.model.model_copy(update={"path": args.model}) if args.model else settings.model
-    version, predict = _model(model, args.cached_only)
+    version, predict = (args.tags_version, None) if args.tags_version else _model(model, args.cached_only)
     cache = cache_file(args.tags_cache or Path(model.cache_dir) / "tags", version)
     tagged = {
         name: replay.tagged_feed(frame, cache, predict, entity_linking(settings))

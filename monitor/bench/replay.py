@@ -22,7 +22,7 @@ from monitor.bench.events import AlertRecord, FeedScore, MarketEvent, score_feed
 from monitor.bench.tagcache import cached_tags
 from monitor.schema import Tags
 
-LOEO_GRID = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2)
+LOEO_GRID = (0.001, 0.003, 0.01, 0.03, 0.1)
 FA_BUDGET = 2.0  # alert-days per month outside event windows, per feed (the target)
 
 
