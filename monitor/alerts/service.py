@@ -66,7 +66,7 @@ def resume_point(
     if last_end is None:
         return recent, KeyState()
     last = bucket_of(last_end, params.bucket_seconds) - 1
-    if last >= end - params.rearm_days * params.buckets_per_day:
+    if last >= recent - params.rearm_days * params.buckets_per_day:  # may still hold the first scanned bucket
         return last + 1, KeyState(in_episode=True, last_alert=last)
     return recent, KeyState(in_episode=False, last_alert=last)
 
