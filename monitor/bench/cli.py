@@ -7,8 +7,9 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -17,7 +18,13 @@ from monitor.bench import replay
 from monitor.bench.events import load_events
 from monitor.bench.feeds import FEED_FOLDER, read_feeds
 from monitor.bench.tagcache import cache_file
-from monitor.settings import REPO_ROOT, Settings
+from monitor.schema import Tags
+from monitor.settings import REPO_ROOT, ModelSettings, Settings
+
+if TYPE_CHECKING:
+    from monitor.classify import Classifier
+
+Predict = Callable[[Sequence[str]], list[Tags]]
 
 log = logging.getLogger(__name__)
 
@@ -78,20 +85,17 @@ def run_events(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _model(model, cached_only: bool):  # noqa: ANN001, ANN202 - the classifier is imported lazily (torch)
-    """(version, predict or None): the model's version is read without loading the network."""
+def _model(model: ModelSettings, cached_only: bool) -> tuple[str, Predict | None]:
+    """(version, predict or None). The version is read without loading the network; the classifier (torch)
+    is loaded on the first texts the cache lacks."""
     from monitor.nn import read_spec
 
-    if model.path in ("noop", "tiny-random"):
-        version = model.path
-    else:
-        version = read_spec(Path(model.path))[1]
+    version = model.path if model.path in ("noop", "tiny-random") else read_spec(Path(model.path))[1]
     if cached_only:
         return version, None
+    loaded: list[Classifier] = []
 
-    loaded = []
-
-    def predict(texts):  # noqa: ANN001, ANN202
+    def predict(texts: Sequence[str]) -> list[Tags]:
         if not loaded:
             from monitor.classify import load_classifier
 
