@@ -12,6 +12,7 @@ import hashlib
 import json
 import re
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -56,6 +57,26 @@ def story_key(title: str) -> str:
     they are the same text."""
     basis = normalise_title(title) or "\x1fraw\x1f" + visible_text(title).casefold()
     return hashlib.sha1(basis.encode("utf-8")).hexdigest()[:20]
+
+
+def find_repeats(
+    stories: Iterable[tuple[str, str, datetime]], earlier: dict[str, tuple[str, datetime]], window: timedelta
+) -> dict[str, str]:
+    """Repeated-story detection, the one rule for the worker and the backtest: map id -> id of the original.
+
+    ``stories`` are (id, story_key, published_at); ``earlier`` maps story_key -> (id, published_at) of an
+    original already known. In published order (ties by id), a story repeats an original with the same key
+    published within ``window`` of it; otherwise it becomes the original for later ones.
+    """
+    first = dict(earlier)
+    out: dict[str, str] = {}
+    for id_, key, ts in sorted(stories, key=lambda s: (s[2], s[0])):
+        seen = first.get(key)
+        if seen is not None and seen[0] != id_ and abs(ts - seen[1]) <= window:
+            out[id_] = seen[0]
+        else:
+            first[key] = (id_, ts)
+    return out
 
 
 def _check_text(value: str, field: str) -> str:

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, m
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from monitor.errors import InvalidSetting
+from monitor.alerts.params import DEFAULTS as DETECTOR
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MODEL_DIR = REPO_ROOT / "models" / "finpulse-smollm2-lora"
@@ -114,32 +115,32 @@ class ModelSettings(_Section):
 
 
 class AlertSettings(_Section):
-    """Negative-spike alerts. Every field is ``FINPULSE_ALERTS_<FIELD>`` (e.g. ``FINPULSE_ALERTS_Z_THRESHOLD``)."""
+    """Negative-spike alerts. Every field is ``FINPULSE_ALERTS_<FIELD>`` (e.g. ``FINPULSE_ALERTS_MIN_COUNT``); detector defaults come from ``monitor.alerts.params``."""
 
     interval_seconds: int = Field(default=60, ge=1)
     """FINPULSE_ALERTS_INTERVAL_SECONDS: how often the scheduler runs the detector."""
-    bucket_seconds: int = Field(default=300, ge=60)
-    """FINPULSE_ALERTS_BUCKET_SECONDS: count resolution; windows, cooldowns and baselines are whole buckets."""
-    window_minutes: int = Field(default=60, ge=1)
-    """FINPULSE_ALERTS_WINDOW_MINUTES: the rolling window whose negative count is tested."""
-    baseline_days: int = Field(default=28, ge=1)
+    bucket_seconds: int = Field(default=DETECTOR.bucket_seconds, ge=60)
+    """FINPULSE_ALERTS_BUCKET_SECONDS: count resolution (divides a day); decisions happen at bucket ends."""
+    windows_minutes: tuple[int, ...] = DETECTOR.windows_minutes
+    """FINPULSE_ALERTS_WINDOWS_MINUTES: the window scales tested together (JSON list, e.g. [60, 360, 1440])."""
+    baseline_days: int = Field(default=DETECTOR.baseline_days, ge=1)
     """FINPULSE_ALERTS_BASELINE_DAYS: days of same-time-of-day history (same weekday/weekend kind)."""
-    min_count: int = Field(default=5, ge=0)
-    """FINPULSE_ALERTS_MIN_COUNT: fewest negative items in the window for an alert."""
-    share_floor: float = Field(default=0.35, ge=0.0, le=1.0)
-    """FINPULSE_ALERTS_SHARE_FLOOR: lowest negative share of the window's items for an alert."""
-    z_threshold: float = 3.0
-    """FINPULSE_ALERTS_Z_THRESHOLD: robust z to enter a spike."""
-    z_exit: float = 1.0
-    """FINPULSE_ALERTS_Z_EXIT: a key leaves the spike (and may alert again after the cooldown) below this z."""
-    surprise_min: float = Field(default=0.4, ge=0.0)
-    """FINPULSE_ALERTS_SURPRISE_MIN: z relative to the key's own peaks over the last peak_lookback_hours."""
-    peak_lookback_hours: float = Field(default=60.0, ge=0.0)
-    """FINPULSE_ALERTS_PEAK_LOOKBACK_HOURS: memory of recent peaks for the surprise test."""
-    cooldown_minutes: int = Field(default=120, ge=0)
-    """FINPULSE_ALERTS_COOLDOWN_MINUTES: quiet time per key after an alert."""
-    ticker_min_volume: int = Field(default=20, ge=1)
-    """FINPULSE_ALERTS_TICKER_MIN_VOLUME: items over the baseline span for a ticker to get its own key."""
+    false_alarms_per_year: float = Field(default=DETECTOR.false_alarms_per_year, gt=0)
+    """FINPULSE_ALERTS_FALSE_ALARMS_PER_YEAR: per key and scale under the fitted law; sets every p threshold."""
+    exit_factor: float = Field(default=DETECTOR.exit_factor, ge=1)
+    """FINPULSE_ALERTS_EXIT_FACTOR: an episode ends when p exceeds threshold x this on every scale."""
+    min_count: int = Field(default=DETECTOR.min_count, ge=1)
+    """FINPULSE_ALERTS_MIN_COUNT: fewest distinct negative stories in the window for an alert."""
+    single_source_factor: int = Field(default=DETECTOR.single_source_factor, ge=1)
+    """FINPULSE_ALERTS_SINGLE_SOURCE_FACTOR: an entity seen from one source needs this x min_count stories."""
+    prior_weight: float = Field(default=DETECTOR.prior_weight, ge=0)
+    """FINPULSE_ALERTS_PRIOR_WEIGHT: pseudo reference days at the parent key's rate (shrinkage)."""
+    cooldown_minutes: int = Field(default=DETECTOR.cooldown_minutes, ge=0)
+    """FINPULSE_ALERTS_COOLDOWN_MINUTES: quiet time per key after an alert, across all scales."""
+    rearm_days: int = Field(default=DETECTOR.rearm_days, ge=1)
+    """FINPULSE_ALERTS_REARM_DAYS: a still-running episode may alert again after this many days."""
+    min_history_days: int = Field(default=DETECTOR.min_history_days, ge=0)
+    """FINPULSE_ALERTS_MIN_HISTORY_DAYS: no alert until the stream has this much history."""
     catch_up_minutes: int = Field(default=180, ge=0)
     """FINPULSE_ALERTS_CATCH_UP_MINUTES: after downtime, spikes that ended this recently are still raised."""
     webhooks: SecretStr = SecretStr("[]")

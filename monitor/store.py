@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from monitor.errors import StoreError
-from monitor.schema import NewsItem, Tags, story_key
+from monitor.schema import NewsItem, Tags, find_repeats, story_key
 
 if TYPE_CHECKING:
     from monitor.entities import EntityLink
@@ -309,21 +309,8 @@ class WriteResult:
 def find_duplicates(
     items: Sequence[NewsItem], earlier: dict[str, tuple[str, datetime]], window: timedelta
 ) -> dict[str, str]:
-    """Pure: map item id -> id of the original story it repeats.
-
-    ``earlier`` maps story_key -> (id, published_at) of the first stored item with that key. Items are
-    considered in published order; an item repeats a story seen within ``window`` before (or at) it.
-    """
-    first = dict(earlier)
-    out: dict[str, str] = {}
-    for item in sorted(items, key=lambda i: (i.published_at, i.id)):
-        key = story_key(item.title)
-        seen = first.get(key)
-        if seen is not None and seen[0] != item.id and abs(item.published_at - seen[1]) <= window:
-            out[item.id] = seen[0]
-        else:
-            first[key] = (item.id, item.published_at)
-    return out
+    """Pure: map item id -> id of the original story it repeats (the rule: ``schema.find_repeats``)."""
+    return find_repeats(((i.id, story_key(i.title), i.published_at) for i in items), earlier, window)
 
 
 def _earlier_stories(

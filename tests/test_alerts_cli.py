@@ -80,14 +80,17 @@ def test_backtest_with_precomputed_tags_prints_alerts_as_jsonl_and_a_summary(
         "fired_at",
         "severity",
         "count",
-        "baseline",
-        "z",
+        "expected",
+        "evidence",
         "share",
+        "window_minutes",
+        "headlines",
     } <= set(a)
     burst_utc = START + timedelta(days=14, hours=18)  # written as 2:00 PM ET (EDT), read back as 18:00 UTC
     fired = datetime.fromisoformat(a["fired_at"])
     assert burst_utc <= fired <= burst_utc + timedelta(minutes=35)
-    assert a["count"] >= 5 and a["z"] >= 3 and "collapses" in a["headlines"][0]
+    assert a["count"] >= 5 and a["evidence"] >= 0 and a["count"] > 3 * a["expected"]
+    assert "collapses" in a["headlines"][0]["title"] and len(a["headlines"]) == 5
     summary = json.loads(err.split("summary: ", 1)[1])
     assert summary["alerts"] == 2 and summary["rows"] > 1400
 
@@ -133,15 +136,14 @@ def test_alerts_list_shows_stored_alerts(
     init_db(engine)
     end = datetime(2024, 3, 13, 15, tzinfo=UTC)
     spike = Spike(
-        index=0,
+        bucket=0,
         window_start=end - timedelta(hours=1),
         window_end=end,
         severity="high",
         count=40,
-        baseline=5.0,
-        z=9.0,
+        expected=5.0,
         p_value=1e-12,
-        surprise=2.0,
+        evidence=6.0,
         total=50,
         share=0.8,
     )
@@ -152,7 +154,7 @@ def test_alerts_list_shows_stored_alerts(
     monkeypatch.setenv("FINPULSE_DATABASE_URL", url)
     assert main(["alerts", "list"]) == 0
     line = capsys.readouterr().out.strip()
-    assert "ticker:ACME" in line and "pending" in line and "40 negative items in 1 h" in line
+    assert "ticker:ACME" in line and "pending" in line and "40 negative stories in 1 h" in line
     assert main(["alerts", "list", "--json", "--state", "pending"]) == 0
     assert json.loads(capsys.readouterr().out)["key"] == "ticker:ACME"
 

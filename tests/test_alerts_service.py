@@ -30,15 +30,10 @@ def alert_settings(*paths: str, receiver: WebhookReceiver, **kw: object) -> Aler
     base: dict[str, object] = dict(
         interval_seconds=60,
         bucket_seconds=300,
-        window_minutes=60,
         baseline_days=7,
         min_count=5,
-        share_floor=0.35,
-        z_threshold=4.0,
-        surprise_min=0.0,
-        peak_lookback_hours=0,
+        min_history_days=2,
         cooldown_minutes=120,
-        ticker_min_volume=5,
         webhooks=SecretStr(f"[{hooks}]"),
         max_per_second=100.0,
         timeout_seconds=2.0,
@@ -87,10 +82,9 @@ def test_surge_alert_is_stored_explained_and_sent_once(surge_db: Engine, receive
     assert {str(a.key) for a in stored} == {"all", "topic:Markets", "ticker:ACME"}
     a = next(a for a in stored if a.key.kind == "ticker")
     assert a.state == "sent" and a.attempts == 1 and a.sent_at == NOW and a.last_error is None
-    assert (
-        a.details["count"] >= 5 and a.details["z"] >= 4 and a.details["share"] == 1.0
-    )  # fired early in the surge
-    assert "negative items in 1 h" in a.details["explanation"]
+    assert a.details["count"] >= 10 and a.details["evidence"] >= 0 and a.details["share"] == 1.0
+    assert a.details["count"] > 5 * a.details["expected"]  # fired early in the surge, on the 1 h scale
+    assert "negative stories in 1 h" in a.details["explanation"]
     assert a.details["headlines"][0]["title"].startswith("Lender s") and a.details["headlines"][0]["url"]
     assert a.window_end <= NOW and a.window_end - a.window_start == timedelta(hours=1)
     bodies = [r.body for r in receiver.received("/h")]
@@ -298,10 +292,8 @@ def test_two_scheduler_processes_on_one_database_post_each_alert_once(
             "FINPULSE_DATABASE_URL": url,
             "FINPULSE_ALERTS_INTERVAL_SECONDS": "1",
             "FINPULSE_ALERTS_BASELINE_DAYS": "7",
-            "FINPULSE_ALERTS_Z_THRESHOLD": "4",
-            "FINPULSE_ALERTS_SURPRISE_MIN": "0",
-            "FINPULSE_ALERTS_PEAK_LOOKBACK_HOURS": "0",
-            "FINPULSE_ALERTS_TICKER_MIN_VOLUME": "5",
+            "FINPULSE_ALERTS_MIN_HISTORY_DAYS": "2",
+            "FINPULSE_ALERTS_MIN_COUNT": "5",
             "FINPULSE_ALERTS_MAX_PER_SECOND": "100",
             "FINPULSE_ALERTS_WEBHOOKS": f'[{{"url": "{receiver.url("/live")}", "kind": "json"}}]',
             "FINPULSE_ALERTS_LOCK_NAME": f"live-{uuid.uuid4().hex}",

@@ -1,9 +1,10 @@
 """Replay a historical headline file in simulated time through the tags and the detector.
 
-Rows are bucketed per key (overall, topic, linked entity with enough volume: ``attach_entities``, or
-cashtags only without it); the detector is causal, so scanning the whole history at once gives exactly the
-alerts a live scheduler would have raised at each bucket end (``fired_at`` = the bucket end at which it would have fired). Repeated headlines within 24 h are
-dropped as the worker does.
+Repeats are dropped with the worker's rule, stories are counted per key with the scheduler's code
+(``counting``; keys: overall, topics, and the entities ``attach_entities`` links, or cashtags without it),
+and the detector's episode machine runs over the whole history at once. Decisions are causal
+and read a bounded history, so this gives exactly the alerts a live scheduler would have raised at each bucket
+end (``fired_at`` = the bucket end at which it would have fired).
 """
 
 from __future__ import annotations
@@ -19,13 +20,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from monitor.alerts.detector import CountSeries, DetectorParams, Spike, scan
-from monitor.alerts.queries import OVERALL, AlertKey
+from monitor.alerts.counting import AlertKey, bucket_indices, count_keys, first_bucket
+from monitor.alerts.detector import Spike
+from monitor.alerts.episodes import scan_keys
+from monitor.alerts.params import DetectorParams
 from monitor.emerging import EmergingNames, Story, link_stories
 from monitor.entities import EntityLinker
 from monitor.errors import ConfigError
-from monitor.schema import Tags, extract_cashtags, story_key
+from monitor.schema import Tags, extract_cashtags, find_repeats, story_key
 
+REPEAT_WINDOW = timedelta(hours=24)  # the worker's default (FINPULSE_WORKER_DUPLICATE_WINDOW_HOURS)
 TIME_COLUMNS = ("published_at", "timestamp", "time", "date", "datetime")
 TEXT_COLUMNS = ("title", "headline", "headlines", "text")
 _ET_RE = re.compile(r"\b(?:ET|EST|EDT)\b")
@@ -35,7 +39,7 @@ _ET_RE = re.compile(r"\b(?:ET|EST|EDT)\b")
 class BacktestAlert:
     key: AlertKey
     spike: Spike
-    headlines: tuple[str, ...]
+    headlines: tuple[dict[str, Any], ...]
 
     def as_json(self) -> dict[str, Any]:
         s = self.spike
@@ -46,12 +50,12 @@ class BacktestAlert:
             "fired_at": s.window_end.isoformat(),
             "severity": s.severity,
             "count": s.count,
-            "baseline": s.baseline,
-            "z": s.z,
+            "expected": s.expected,
             "p_value": s.p_value,
-            "surprise": s.surprise,
+            "evidence": s.evidence,
             "total": s.total,
             "share": s.share,
+            **s.details,
             "explanation": s.explanation(),
             "headlines": list(self.headlines),
         }
@@ -130,76 +134,66 @@ def tags_from_classifier(
     return out
 
 
-def drop_repeats(frame: pd.DataFrame, window: timedelta = timedelta(hours=24)) -> pd.DataFrame:
-    """Drop rows repeating a story (same normalised headline) seen within ``window`` before."""
-    frame = frame.sort_values("published_at", kind="stable").copy()
-    frame["story"] = [story_key(t) for t in frame["text"]]
-    last_seen: dict[str, pd.Timestamp] = {}
-    keep = []
-    for story, ts in zip(frame["story"], frame["published_at"], strict=True):
-        prev = last_seen.get(story)
-        keep.append(prev is None or ts - prev > window)
-        if keep[-1]:
-            last_seen[story] = ts
-    return frame[np.asarray(keep)].drop(columns="story")
+def drop_repeats(frame: pd.DataFrame, window: timedelta = REPEAT_WINDOW) -> pd.DataFrame:
+    """Rows that are not repeats of a story seen within ``window`` (the worker's rule, ``find_repeats``)."""
+    ids = [f"{i:012d}" for i in range(len(frame))]
+    stories = zip(ids, (story_key(t) for t in frame["text"]), frame["published_at"], strict=True)
+    repeats = find_repeats(((i, k, ts.to_pydatetime()) for i, k, ts in stories), {}, window)
+    keep = np.array([i not in repeats for i in ids], dtype=bool)
+    return frame[keep].sort_values("published_at", kind="stable")
 
 
-def build_series(
-    frame: pd.DataFrame, bucket_seconds: int, ticker_min_volume: int
-) -> tuple[dict[AlertKey, CountSeries], dict[AlertKey, np.ndarray]]:
-    """Count series per key from rows with ``published_at``, ``text``, ``sentiment``, ``topic``; plus the row
-    indices of each key (for headlines). Buckets start at a UTC midnight so time-of-day lags line up."""
-    t0 = frame["published_at"].min().floor("D")
-    secs = (frame["published_at"] - t0).dt.total_seconds().to_numpy()
-    bucket = (secs // bucket_seconds).astype(np.int64)
-    n = int(bucket.max()) + 1
-    negative = (frame["sentiment"] == "negative").to_numpy()
-    members: dict[AlertKey, list[int]] = {AlertKey("overall", OVERALL): list(range(len(frame)))}
-    for i, topic in enumerate(frame["topic"]):
-        members.setdefault(AlertKey("topic", str(topic)), []).append(i)
-    tickers: dict[str, list[int]] = {}
-    linked = frame["entities"] if "entities" in frame else (extract_cashtags(t) for t in frame["text"])
-    for i, keys in enumerate(linked):
-        for t in keys:
-            tickers.setdefault(t, []).append(i)
-    for t, rows in tickers.items():
-        if len(rows) >= ticker_min_volume:
-            members[AlertKey("ticker", t)] = rows
-    start = t0.to_pydatetime().astimezone(UTC)
-    series, index = {}, {}
-    for key, rows in sorted(members.items()):
-        idx = np.asarray(rows, dtype=np.int64)
-        tot = np.bincount(bucket[idx], minlength=n)
-        neg = np.bincount(bucket[idx], weights=negative[idx].astype(float), minlength=n).astype(np.int64)
-        series[key], index[key] = CountSeries(start, bucket_seconds, neg, tot), idx
-    return series, index
+def story_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame as ``counting`` reads it: tickers from cashtags unless a ``tickers`` column is given."""
+    rows = frame.copy()
+    if "source" not in rows:
+        rows["source"] = "file"
+    if "tickers" not in rows:
+        linked = rows["entities"] if "entities" in rows else (tuple(extract_cashtags(t)) for t in rows["text"])
+        rows["tickers"] = [tuple(keys) for keys in linked]
+    return rows
+
+
+def headlines_for(rows: pd.DataFrame, spike: Spike, limit: int) -> list[dict[str, Any]]:
+    """The most negative distinct headlines behind an alert (as ``queries.top_negative_headlines``)."""
+    inside = rows[
+        (rows["published_at"] >= spike.window_start)
+        & (rows["published_at"] < spike.window_end)
+        & (rows["sentiment"] == "negative")
+    ]
+    inside = inside.assign(_t=-inside["published_at"].astype("int64"))
+    worst = inside.sort_values(["sentiment_score", "_t"], kind="stable").head(limit)
+    return [
+        {
+            "title": r.text,
+            "url": getattr(r, "url", None) or None,
+            "source": r.source,
+            "published_at": r.published_at.isoformat(),
+            "score": round(float(r.sentiment_score), 3),
+        }
+        for r in worst.itertuples()
+    ]
 
 
 def run_backtest(
-    frame: pd.DataFrame, params: DetectorParams, ticker_min_volume: int = 20, headlines_per_alert: int = 3
+    frame: pd.DataFrame,
+    params: DetectorParams,
+    headlines_per_alert: int = 5,
+    repeat_window: timedelta = REPEAT_WINDOW,
 ) -> list[BacktestAlert]:
-    """All alerts over the file's history, in firing order."""
+    """All alerts over the file's history, in firing order (the scheduler's code on the file's stories)."""
     if frame.empty:
         return []
-    frame = drop_repeats(frame).reset_index(drop=True)
-    series, index = build_series(frame, params.bucket_seconds, ticker_min_volume)
-    found: list[BacktestAlert] = []
-    for key, s in series.items():
-        spikes, _ = scan(s, params)
-        rows = frame.iloc[index[key]]
-        for spike in spikes:
-            in_window = rows[
-                (rows["published_at"] >= spike.window_start)
-                & (rows["published_at"] < spike.window_end)
-                & (rows["sentiment"] == "negative")
-            ]
-            worst = (
-                in_window.sort_values("sentiment_score", kind="stable").head(headlines_per_alert)
-                if "sentiment_score" in rows
-                else in_window.head(headlines_per_alert)
-            )
-            found.append(BacktestAlert(key, spike, tuple(worst["text"])))
-    return sorted(found, key=lambda a: (a.spike.window_end, str(a.key)))
+    rows = story_rows(drop_repeats(frame, repeat_window)).reset_index(drop=True)
+    counts = count_keys(rows, params.bucket_seconds)
+    history = first_bucket(rows, params.bucket_seconds)
+    assert history is not None
+    end = int(bucket_indices(rows["published_at"], params.bucket_seconds).max()) + 1
+    found = scan_keys(counts.series, counts.parents, params, history, end)
+    return [
+        BacktestAlert(key, spike, tuple(headlines_for(rows.iloc[counts.members[key]], spike, headlines_per_alert)))
+        for key, spike in found
+    ]
 
 
 def summarise(alerts: Iterable[BacktestAlert], frame: pd.DataFrame) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Subcommands: ``finpulse scheduler``, ``finpulse alerts backtest|list|run-once``, ``finpulse bench nab``."""
+"""Subcommands: ``finpulse scheduler``, ``finpulse alerts backtest|list|run-once``, ``finpulse bench nab|events``."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import json
 import logging
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,13 +30,14 @@ def add_commands(sub: Any) -> None:
     b.add_argument("--tags", type=Path, help="precomputed tags JSONL, one line per CSV row (skips the model)")
     b.add_argument("--model", help="model directory, or tiny-random / noop (FINPULSE_MODEL_PATH)")
     b.add_argument(
-        "--bucket-minutes", type=int, help="FINPULSE_ALERTS_BUCKET_SECONDS / 60 (1440 for dated files)"
+        "--bucket-minutes", type=int, help="FINPULSE_ALERTS_BUCKET_SECONDS / 60 (must divide a day)"
     )
-    b.add_argument("--window-minutes", type=int, help="FINPULSE_ALERTS_WINDOW_MINUTES")
+    b.add_argument(
+        "--windows-minutes", help="comma-separated window scales (FINPULSE_ALERTS_WINDOWS_MINUTES)"
+    )
     b.add_argument("--cooldown-minutes", type=int, help="FINPULSE_ALERTS_COOLDOWN_MINUTES")
-    b.add_argument("--z", type=float, help="FINPULSE_ALERTS_Z_THRESHOLD")
+    b.add_argument("--false-alarms-per-year", type=float, help="FINPULSE_ALERTS_FALSE_ALARMS_PER_YEAR")
     b.add_argument("--min-count", type=int, help="FINPULSE_ALERTS_MIN_COUNT")
-    b.add_argument("--share-floor", type=float, help="FINPULSE_ALERTS_SHARE_FLOOR")
     b.add_argument("--baseline-days", type=int, help="FINPULSE_ALERTS_BASELINE_DAYS")
     b.set_defaults(func=_backtest)
 
@@ -58,17 +59,31 @@ def add_commands(sub: Any) -> None:
     n.add_argument("--details", action="store_true", help="also print per-file scores on stderr")
     n.set_defaults(func=_bench_nab)
 
+    e = bench.add_parser(
+        "events", help="replay the dated 2017-2020 headline feeds and score alerts against market events"
+    )
+    e.add_argument("--data", type=Path, help="folder of the feeds (default: FINPULSE_DATA_DIR/news-headlines-2017-2020)")
+    e.add_argument("--feeds", default="cnbc,guardian,reuters", help="comma-separated feed names")
+    e.add_argument("--tags-cache", type=Path, help="tag cache folder (default: <model cache dir>/tags)")
+    e.add_argument("--model", help="model directory for texts not in the cache (FINPULSE_MODEL_PATH)")
+    e.add_argument("--cached-only", action="store_true", help="never load the model; fail if tags are missing")
+    e.add_argument("--tags-version", help="read the cache of this tag version instead (implies --cached-only)")
+    e.add_argument("--png", type=Path, help="write the timeline picture here")
+    e.add_argument("--alerts-out", type=Path, help="write every alert as JSONL here")
+    e.add_argument("--loeo", action="store_true", help="also run leave-one-event-out tuning")
+    e.set_defaults(func=_bench_events)
+
 
 def _alert_overrides(args: argparse.Namespace) -> dict[str, Any]:
     bucket = getattr(args, "bucket_minutes", None)
+    windows = getattr(args, "windows_minutes", None)
     return {
         "interval_seconds": getattr(args, "interval", None),
         "bucket_seconds": bucket * 60 if bucket else None,
-        "window_minutes": getattr(args, "window_minutes", None),
+        "windows_minutes": tuple(int(w) for w in windows.split(",")) if windows else None,
         "cooldown_minutes": getattr(args, "cooldown_minutes", None),
-        "z_threshold": getattr(args, "z", None),
+        "false_alarms_per_year": getattr(args, "false_alarms_per_year", None),
         "min_count": getattr(args, "min_count", None),
-        "share_floor": getattr(args, "share_floor", None),
         "baseline_days": getattr(args, "baseline_days", None),
     }
 
@@ -80,8 +95,6 @@ def _scheduler(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _run_once(args: argparse.Namespace, settings: Settings) -> int:
-    from datetime import timedelta
-
     from monitor.alerts.locks import DatabaseLock
     from monitor.alerts.notifiers import WebhookSender, parse_webhooks
     from monitor.alerts.scheduler import guarded_run
@@ -158,7 +171,8 @@ def _backtest(args: argparse.Namespace, settings: Settings) -> int:
                                 emerging_from_settings(e.provisional_min_stories, e.provisional_window_days,
                                                        e.provisional))
     params = params_from_settings(alert_settings)
-    found = bt.run_backtest(tagged, params, alert_settings.ticker_min_volume)
+    window = timedelta(hours=settings.worker.duplicate_window_hours)
+    found = bt.run_backtest(tagged, params, repeat_window=window)
     for a in found:
         sys.stdout.write(json.dumps(a.as_json(), default=str) + "\n")
     summary = bt.summarise(found, tagged)
@@ -180,3 +194,9 @@ def _bench_nab(args: argparse.Namespace, settings: Settings) -> int:
                 )
     print(json.dumps({name: round(r.normalised, 2) for name, r in results.items()}))
     return 0
+
+
+def _bench_events(args: argparse.Namespace, settings: Settings) -> int:
+    from monitor.bench.cli import run_events
+
+    return run_events(args, settings)

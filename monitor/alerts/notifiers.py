@@ -164,7 +164,7 @@ def slack_payload(alert: StoredAlert, dashboard_url: str) -> dict[str, Any]:
     fields = [
         f"*Key*\n`{alert.key}`",
         f"*Window (UTC)*\n{alert.window_start:%Y-%m-%d %H:%M} – {alert.window_end:%H:%M}",
-        f"*Negative items*\n{d['count']} vs usual {d['baseline']}",
+        f"*Negative stories*\n{d['count']} vs {d.get('expected')} expected",
         f"*z / p*\n{d['z']} / {d['p_value']:.1e}",
         f"*Negative share*\n{share}",
         f"*Severity*\n{SEVERITY_EMOJI.get(alert.severity, '')} {alert.severity}",
@@ -219,7 +219,7 @@ _SEVERITY_RANK = {"warning": 0, "high": 1, "critical": 2}
 def slack_digest_payload(alerts: Sequence[StoredAlert], dashboard_url: str) -> dict[str, Any]:
     """One Block Kit message for many simultaneous alerts: one line of numbers per key, the most severe
     alert's top headlines, the dashboard link."""
-    ranked = sorted(alerts, key=lambda a: (-_SEVERITY_RANK.get(a.severity, 0), -float(a.details.get("z", 0))))
+    ranked = sorted(alerts, key=lambda a: (-_SEVERITY_RANK.get(a.severity, 0), -float(a.details.get("evidence", 0))))
     worst = ranked[0]
     title = f"Negative news spike on {len(alerts)} keys ({worst.severity})"
     lines = [

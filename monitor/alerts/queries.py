@@ -1,35 +1,25 @@
 """Database reads and writes for alerts (SQLAlchemy Core, bound parameters only).
 
-Counts are aggregated in SQL (one GROUP BY per key kind over the copied ``news_tags.published_at``) and
-densified here into :class:`~monitor.alerts.detector.CountSeries`.
+The detector's input is read as one row per distinct story (``load_story_rows``); counting into buckets is
+``monitor.alerts.counting`` (shared with the backtest), never SQL.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-import numpy as np
+import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from monitor.alerts.detector import CountSeries, Spike
-from monitor.store import alerts, epoch_seconds, news_items, news_tags, news_tickers
+from monitor.alerts.counting import STORY_COLUMNS, AlertKey
+from monitor.alerts.detector import Spike
+from monitor.store import alerts, news_items, news_tags, news_tickers
 
-KeyKind = Literal["overall", "topic", "ticker"]
 AlertState = Literal["pending", "sent", "failed", "rejected"]  # rejected: a webhook refused it for good (4xx)
-OVERALL = "all"
-
-
-@dataclass(frozen=True, slots=True, order=True)
-class AlertKey:
-    kind: KeyKind
-    value: str
-
-    def __str__(self) -> str:
-        return OVERALL if self.kind == "overall" else f"{self.kind}:{self.value}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,57 +60,44 @@ def floor_time(t: datetime, bucket_seconds: int) -> datetime:
     return t - timedelta(seconds=epoch % bucket_seconds, microseconds=t.microsecond)
 
 
-def load_counts(
-    conn: Connection, start: datetime, end: datetime, bucket_seconds: int, ticker_min_volume: int
-) -> dict[AlertKey, CountSeries]:
-    """Negative and total counts per bucket in ``[start, end)`` for the overall stream, every topic seen, and
-    every ticker with at least ``ticker_min_volume`` items in the span. Duplicates are excluded."""
-    n = int((end - start).total_seconds() // bucket_seconds)
-    dialect = conn.dialect.name
-    bucket = (
-        (epoch_seconds(news_tags.c.published_at, dialect) - sa.bindparam("t0", int(start.timestamp())))
-        // sa.bindparam("width", bucket_seconds)
-    ).label("b")
-    negative = sa.func.sum(sa.case((news_tags.c.sentiment == "negative", 1), else_=0)).label("neg")
-    total = sa.func.count().label("total")
+def load_story_rows(conn: Connection, start: datetime, end: datetime) -> pd.DataFrame:
+    """Distinct stories (repeats excluded) published in ``[start, end)``, one row each with the columns
+    ``counting.count_keys`` reads: published_at, sentiment, topic, source, tickers (tuple)."""
     span = sa.and_(
         news_tags.c.published_at >= start,
         news_tags.c.published_at < end,
         news_tags.c.is_duplicate.is_(sa.false()),
     )
-    rows: list[tuple[AlertKey, int, int, int]] = []
-    for b, neg, tot in conn.execute(sa.select(bucket, negative, total).where(span).group_by(bucket)):
-        rows.append((AlertKey("overall", OVERALL), b, neg, tot))
-    topic_q = (
-        sa.select(news_tags.c.topic, bucket, negative, total).where(span).group_by(news_tags.c.topic, bucket)
-    )
-    for topic, b, neg, tot in conn.execute(topic_q):
-        rows.append((AlertKey("topic", topic), b, neg, tot))
-    busy = (
-        sa.select(news_tickers.c.ticker)
+    q = (
+        sa.select(news_tags.c.item_id, news_tags.c.published_at, news_tags.c.sentiment, news_tags.c.topic,
+                  news_items.c.source)
+        .join(news_items, news_items.c.id == news_tags.c.item_id)
+        .where(span)
+        .order_by(news_tags.c.published_at, news_tags.c.item_id)
+    )  # fmt: skip
+    rows = pd.DataFrame(conn.execute(q).all(), columns=["item_id", *STORY_COLUMNS[:4]])
+    linked: dict[str, list[str]] = {}
+    tq = (
+        sa.select(news_tickers.c.item_id, news_tickers.c.ticker)
         .join(news_tags, news_tags.c.item_id == news_tickers.c.item_id)
         .where(span)
-        .group_by(news_tickers.c.ticker)
-        .having(sa.func.count() >= ticker_min_volume)
+        .order_by(news_tickers.c.item_id, news_tickers.c.ticker)
     )
-    ticker_q = (
-        sa.select(news_tickers.c.ticker, bucket, negative, total)
-        .join(news_tags, news_tags.c.item_id == news_tickers.c.item_id)
-        .where(span, news_tickers.c.ticker.in_(busy.scalar_subquery()))
-        .group_by(news_tickers.c.ticker, bucket)
-    )
-    for ticker, b, neg, tot in conn.execute(ticker_q):
-        rows.append((AlertKey("ticker", ticker), b, neg, tot))
-    arrays: dict[AlertKey, tuple[np.ndarray, np.ndarray]] = {}
-    for key, b, neg, tot in rows:
-        if key not in arrays:
-            arrays[key] = (np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64))
-        if 0 <= int(b) < n:
-            arrays[key][0][int(b)] += int(neg or 0)
-            arrays[key][1][int(b)] += int(tot or 0)
-    if AlertKey("overall", OVERALL) not in arrays:
-        arrays[AlertKey("overall", OVERALL)] = (np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64))
-    return {k: CountSeries(start, bucket_seconds, neg, tot) for k, (neg, tot) in sorted(arrays.items())}
+    for item_id, ticker in conn.execute(tq):
+        linked.setdefault(item_id, []).append(ticker)
+    rows["tickers"] = [tuple(linked.get(i, ())) for i in rows["item_id"]]
+    rows["published_at"] = pd.to_datetime(rows["published_at"], utc=True)
+    return rows
+
+
+def first_story_time(conn: Connection) -> datetime | None:
+    """When the stored history begins (the detector's warm-up and reference days count from here)."""
+    value = conn.execute(
+        sa.select(sa.func.min(news_tags.c.published_at)).where(news_tags.c.is_duplicate.is_(sa.false()))
+    ).scalar_one_or_none()
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def top_negative_headlines(
@@ -173,10 +150,9 @@ def insert_alert(
     """Store a new pending alert; False if this key + window is already stored (idempotent)."""
     details = {
         "count": spike.count,
-        "baseline": spike.baseline,
-        "z": spike.z,
+        "expected": spike.expected,
         "p_value": spike.p_value,
-        "surprise": spike.surprise,
+        "evidence": spike.evidence,
         "total": spike.total,
         "share": spike.share,
         "explanation": spike.explanation(),

@@ -1,8 +1,10 @@
 """One scheduler run: detect new spikes from the database, store them as pending alerts, deliver what is due.
 
-The detector replays recent buckets from the last stored alert of each key (or from ``catch_up`` ago), so a
-restart neither loses a spike nor repeats one: alerts are keyed by key + window start and inserted only once,
-and the cooldown is measured from the last stored alert.
+Each run loads the stories of the detector's history span (``DetectorParams.history_buckets``), counts them
+with the backtest's code (``counting.count_keys``) and resumes each key's episode machine from its last stored
+alert (or from ``catch_up`` ago), so a restart neither loses an alert nor repeats one, and a replay in
+simulated time gives the same alerts as ``alerts backtest``. Alerts are keyed by key + window start and
+inserted once.
 """
 
 from __future__ import annotations
@@ -15,27 +17,29 @@ from datetime import datetime, timedelta
 from sqlalchemy.engine import Engine
 
 from monitor.alerts import queries as q
-from monitor.alerts.detector import CountSeries, DetectorParams, KeyState, Spike, scan
+from monitor.alerts.counting import count_keys
+from monitor.alerts.detector import KeyState, bucket_end, bucket_of
+from monitor.alerts.episodes import scan_keys
 from monitor.alerts.notifiers import Webhook, WebhookSender, digest_payload_for, idempotency_key, payload_for
+from monitor.alerts.params import DetectorParams
 from monitor.settings import AlertSettings
 
 log = logging.getLogger(__name__)
 
 
 def params_from_settings(s: AlertSettings) -> DetectorParams:
-    bucket = s.bucket_seconds
     return DetectorParams(
-        bucket_seconds=bucket,
-        window_buckets=max(1, math.ceil(s.window_minutes * 60 / bucket)),
+        bucket_seconds=s.bucket_seconds,
+        windows_minutes=tuple(s.windows_minutes),
         baseline_days=s.baseline_days,
+        false_alarms_per_year=s.false_alarms_per_year,
+        exit_factor=s.exit_factor,
         min_count=s.min_count,
-        share_floor=s.share_floor,
-        z_enter=s.z_threshold,
-        z_exit=s.z_exit,
-        surprise_min=s.surprise_min,
-        peak_lookback_buckets=int(s.peak_lookback_hours * 3600 // bucket),
-        peak_gap_buckets=max(1, math.ceil(s.window_minutes * 60 / bucket)),
-        cooldown_buckets=math.ceil(s.cooldown_minutes * 60 / bucket),
+        single_source_factor=s.single_source_factor,
+        prior_weight=s.prior_weight,
+        cooldown_minutes=s.cooldown_minutes,
+        rearm_days=s.rearm_days,
+        min_history_days=s.min_history_days,
     )
 
 
@@ -48,52 +52,52 @@ class RunReport:
     skipped: bool = False  # another instance holds the lock
 
 
-def replay_start(
-    series: CountSeries, last_end: datetime | None, catch_up_buckets: int
-) -> tuple[int, int, KeyState]:
-    """Where to resume the state machine for a key, given the window end of its last stored alert.
+def resume_point(
+    last_end: datetime | None, end: int, catch_up: int, params: DetectorParams
+) -> tuple[int, KeyState]:
+    """Where a key's scan resumes (bucket, state), given the window end of its last stored alert.
 
-    Returns (scan from, emit from, state at scan start). The scan resumes right after the last alert, still
-    inside its spike, so a long spike never alerts twice; only spikes in the last ``catch_up_buckets`` are
-    emitted, so downtime does not flood the channel with stale alerts.
+    Within ``rearm_days`` of that alert the scan restarts right after it, inside its episode, so a long
+    episode never alerts twice and the episode's end is seen as a replay sees it. Older alerts no longer
+    constrain anything: the scan covers the last ``catch_up`` buckets only (downtime does not flood the channel
+    with stale alerts).
     """
-    emit_from = max(0, len(series) - catch_up_buckets)
+    recent = end - catch_up
     if last_end is None:
-        return emit_from, emit_from, KeyState()
-    last_index = series.index_of_end(last_end)
-    if last_index < 0:  # older than the loaded history: its spike and cooldown are long over
-        return emit_from, emit_from, KeyState()
-    return (
-        last_index + 1,
-        max(emit_from, last_index + 1),
-        KeyState(in_spike=True, last_fired_index=last_index),
-    )
+        return recent, KeyState()
+    last = bucket_of(last_end, params.bucket_seconds) - 1
+    if last >= recent - params.rearm_days * params.buckets_per_day:  # may still hold the first scanned bucket
+        return last + 1, KeyState(in_episode=True, last_alert=last)
+    return recent, KeyState(in_episode=False, last_alert=last)
 
 
 def detect_new_alerts(
     engine: Engine, now: datetime, params: DetectorParams, settings: AlertSettings
 ) -> tuple[int, int]:
-    """Store alerts for spikes in windows ending at or before ``now``. Returns (keys scanned, new alerts)."""
-    end = q.floor_time(now, params.bucket_seconds)
-    catch_up = max(params.window_buckets, math.ceil(settings.catch_up_minutes * 60 / params.bucket_seconds))
-    span = params.history_buckets() + catch_up
-    start = end - timedelta(seconds=span * params.bucket_seconds)
+    """Store alerts for episodes that began in buckets ending at or before ``now``. Returns (keys, new)."""
+    bs = params.bucket_seconds
+    end = bucket_of(now, bs)  # the bucket in progress is not evaluated
+    catch_up = max(1, math.ceil(settings.catch_up_minutes * 60 / bs))
+    start = bucket_end(end - params.history_buckets() - catch_up - 1, bs)
     with engine.connect() as conn:
-        counts = q.load_counts(conn, start, end, params.bucket_seconds, settings.ticker_min_volume)
-        last_ends = {key: q.last_alert_end(conn, key) for key in counts}
-    found: list[tuple[q.AlertKey, Spike]] = []
-    for key, series in counts.items():
-        scan_from, emit_from, state = replay_start(series, last_ends[key], catch_up)
-        spikes, _ = scan(series, params, scan_from, state)
-        found.extend((key, s) for s in spikes if s.index >= emit_from)
+        rows = q.load_story_rows(conn, start, bucket_end(end - 1, bs))
+        first = q.first_story_time(conn)
+        counts = count_keys(rows, bs)
+        resume = {
+            key: resume_point(q.last_alert_end(conn, key), end, catch_up, params) for key in counts.series
+        }
+    history = bucket_of(first, bs) if first is not None else end
+    found = scan_keys(counts.series, counts.parents, params, history, end, resume)
     created = 0
     with engine.begin() as conn:
         for key, spike in found:
+            if spike.bucket < end - catch_up:
+                continue
             headlines = q.top_negative_headlines(conn, key, spike.window_start, spike.window_end)
             if q.insert_alert(conn, key, spike, now, headlines):
                 created += 1
                 log.info("alert %s %s: %s", key, spike.severity, spike.explanation())
-    return len(counts), created
+    return len(counts.series), created
 
 
 def retry_delay(attempts: int, settings: AlertSettings, retry_after: float | None = None) -> timedelta:

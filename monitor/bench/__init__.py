@@ -1,0 +1,1 @@
+"""Benchmarks shipped with the CLI (``finpulse bench events``): pure scoring over replayed data."""
