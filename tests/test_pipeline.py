@@ -261,7 +261,8 @@ def test_worker_waits_for_a_broker_that_is_down_at_start(sqlite_url: str) -> Non
         try:
             produce(kafka, [json.dumps(r).encode() for r in news(10, "late")])
             wait_for(lambda: len(stored_ids(sqlite_url)) == 10, 120, "items once the broker is up")
-            assert worker.stats.items == 10
+            # the batch is counted after its commit: wait for the counter too
+            wait_for(lambda: worker.stats.items == 10, 30, "the worker counted the 10 items")
         finally:
             worker.stop.set()
             time.sleep(1)
