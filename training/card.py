@@ -101,8 +101,8 @@ def write_card(
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "base_model": BASE_MODEL
         if spec.backbone == "smollm2-135m"
-        else {"name": spec.backbone, "licence": "see the backbone's own licence"},
-        "architecture": spec.to_dict(),
+        else {"name": portable_path(spec.backbone), "licence": "see the backbone's own licence"},
+        "architecture": {**spec.to_dict(), "backbone": portable_path(spec.backbone)},
         "labels": {task: list(names) for task, names in LABELS.items()},
         "data": [
             {
