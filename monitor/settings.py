@@ -17,8 +17,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from monitor.errors import InvalidSetting
 from monitor.alerts.params import DEFAULTS as DETECTOR
+from monitor.errors import InvalidSetting
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MODEL_DIR = REPO_ROOT / "models" / "finpulse-smollm2-lora"
