@@ -147,6 +147,13 @@ def _slack_link(url: str | None, title: str) -> str:
     return f"• <{safe}|{label}>"
 
 
+def _headline_line(headline: dict[str, Any]) -> str:
+    """A top headline as a link, followed by the words that drove its sentiment when they are known."""
+    line = _slack_link(headline.get("url"), str(headline.get("title", "")))
+    words = [str(w)[:40] for w in headline.get("words") or []][:5]
+    return line + (" — _" + _slack_escape(", ".join(words)).replace("_", " ") + "_" if words else "")
+
+
 def _fit_section(header: str, lines: Sequence[str], limit: int = SLACK_SECTION_LIMIT) -> str:
     """``header`` and as many whole ``lines`` as fit in one section's character limit."""
     text = header if len(header) <= limit - 2 else header[: limit - 3] + "…"
@@ -169,7 +176,7 @@ def slack_payload(alert: StoredAlert, dashboard_url: str) -> dict[str, Any]:
         f"*Negative share*\n{share}",
         f"*Severity*\n{SEVERITY_EMOJI.get(alert.severity, '')} {alert.severity}",
     ]
-    lines = [_slack_link(h.get("url"), str(h.get("title", ""))) for h in d.get("headlines", [])[:5]]
+    lines = [_headline_line(h) for h in d.get("headlines", [])[:5]]
     explanation = _slack_escape(str(d.get("explanation", "")))[: SLACK_SECTION_LIMIT - 1]
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": _title(alert)[:150]}},
@@ -228,9 +235,7 @@ def slack_digest_payload(alerts: Sequence[StoredAlert], dashboard_url: str) -> d
     ]
     if len(ranked) > 15:
         lines.append(f"… and {len(ranked) - 15} more on the dashboard")
-    heads = [
-        _slack_link(h.get("url"), str(h.get("title", ""))) for h in worst.details.get("headlines", [])[:5]
-    ]
+    heads = [_headline_line(h) for h in worst.details.get("headlines", [])[:5]]
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": title[:150]}},
         {"type": "section", "text": {"type": "mrkdwn", "text": _fit_section(lines[0], lines[1:])}},

@@ -24,6 +24,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from monitor.alerts.locks import DatabaseLock
 from monitor.alerts.notifiers import WebhookSender, parse_webhooks
 from monitor.alerts.service import AlertService, RunReport
+from monitor.alerts.words import lazy_explainer
 from monitor.faults import describe
 from monitor.health import Progress
 from monitor.settings import Settings
@@ -92,7 +93,9 @@ def run_scheduler(settings: Settings) -> int:
             "alerts are stored but not posted"
         )
     sender = WebhookSender.from_settings(alerts)
-    service = AlertService(engine, alerts, hooks, sender)
+    service = AlertService(
+        engine, alerts, hooks, sender, explainer=lazy_explainer(settings.model, alerts.explain_words)
+    )
     lease = timedelta(seconds=max(alerts.lock_lease_seconds, 3 * alerts.interval_seconds))
     lock = DatabaseLock(engine, alerts.lock_name, lease)
     scheduler = build_scheduler(lambda: tracked_run(service, lock, progress), alerts.interval_seconds)
