@@ -20,7 +20,7 @@ from dashboards import data
 from monitor.labels import TOPICS
 from monitor.schema import TICKER_RE
 from monitor.settings import Settings
-from monitor.store import describe_database, make_engine, url_text
+from monitor.store import describe_database, feedback, make_engine, url_text
 
 CONNECT_TIMEOUT_S = 5
 SENTIMENT_COLORS = {"negative": "#d62728", "neutral": "#9e9e9e", "positive": "#2ca02c"}
@@ -70,6 +70,11 @@ def _cached(
         return getattr(data, name)(conn, *args, **dict(kwargs))
 
 
+def forget_cached_queries() -> None:
+    """After a write (a correction): every cached query answers afresh."""
+    _cached.clear()
+
+
 def fetch(ctx: Context, query: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """``query(conn, *args, **kwargs)`` for a function of ``dashboards.data``, cached; a database failure
     becomes an error box and stops this page (or fragment) instead of a traceback.
@@ -98,7 +103,15 @@ def database_problem(ctx: Context) -> str | None:
         return f"cannot reach the database: {exc.__class__.__name__}: {_first_line(exc)}"
     if missing:
         return "finds no FinPulse tables in the database yet (missing: " + ", ".join(missing) + ")"
+    ensure_feedback_table(ctx.url)
     return None
+
+
+@st.cache_resource(show_spinner=False)
+def ensure_feedback_table(url: str) -> bool:
+    """Create the ``feedback`` table in a database from before corrections existed (once per process)."""
+    feedback.create(engine_for(url), checkfirst=True)
+    return True
 
 
 def _first_line(exc: BaseException) -> str:
@@ -135,6 +148,9 @@ def sidebar(ctx: Context) -> None:
             key="include_duplicates",
             help="Items flagged as repeats of a story already seen are left out by default.",
         )
+        if st.session_state.get("as_of"):
+            st.caption(f"Showing the data up to {st.session_state['as_of']:%Y-%m-%d %H:%M} UTC.")
+            st.button("Back to now", key="back_to_now", on_click=jump_to, args=(None,))
         st.toggle(
             "Live updates",
             value=True,
@@ -144,9 +160,11 @@ def sidebar(ctx: Context) -> None:
 
 
 def current_filters(ctx: Context) -> tuple[data.Window, data.Filters]:
-    """The sidebar's choices as a window ending now and data.Filters."""
+    """The sidebar's choices as a window ending now (or at the time jumped to, see ``jump_to``) and
+    data.Filters."""
     label = st.session_state.get("range", "Last 24 hours")
-    window = data.window_for(label, now_tick(step_seconds(ctx, data.TIME_RANGES[label][1])))
+    end = st.session_state.get("as_of") or now_tick(step_seconds(ctx, data.TIME_RANGES[label][1]))
+    window = data.window_for(label, end)
     filters = data.Filters(
         start=window.start,
         end=window.end,
@@ -155,6 +173,26 @@ def current_filters(ctx: Context) -> tuple[data.Window, data.Filters]:
         include_duplicates=bool(st.session_state.get("include_duplicates", False)),
     )
     return window, filters
+
+
+def jump_to(when: datetime | None) -> None:
+    """Let every page's window end at ``when`` (the latest data of a replayed history or a quiet weekend)
+    instead of now; None goes back to now."""
+    st.session_state["as_of"] = when
+
+
+def offer_latest(ctx: Context, filters: data.Filters, window: data.Window) -> bool:
+    """When the window is empty but older data exists: say so, with a button that moves the window to end at
+    the latest headline. True when it offered."""
+    latest = fetch(ctx, data.latest_time, filters)
+    if latest is None or latest >= filters.start:
+        return False
+    end = datetime.fromtimestamp(
+        (int(latest.timestamp()) // window.bucket_seconds + 1) * window.bucket_seconds, UTC
+    )
+    st.info(f"No headlines in this time range. The latest data is from {latest:%Y-%m-%d %H:%M} UTC.")
+    st.button("Jump to the latest data", key="jump_latest", type="primary", on_click=jump_to, args=(end,))
+    return True
 
 
 def ticker_param(value: object) -> str:

@@ -8,9 +8,11 @@ PostgreSQL. Nothing here imports Streamlit, so it is tested on its own. Pages ca
 
 from dashboards.data.alerts import alert_headlines, alert_state_counts, fired_alerts, with_alert_numbers
 from dashboards.data.base import MAX_ROWS, TIME_RANGES, Filters, Window, safe_url, window_for
+from dashboards.data.feedback import item_corrections
 from dashboards.data.headlines import count_headlines, headline_detail, headlines
 from dashboards.data.news import (
     headline_kpis,
+    latest_time,
     list_sources,
     negative_share,
     sentiment_volume,
@@ -39,6 +41,8 @@ __all__ = [
     "headline_detail",
     "headline_kpis",
     "headlines",
+    "item_corrections",
+    "latest_time",
     "list_sources",
     "missing_tables",
     "negative_share",

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from dashboards.data.base import Filters, frame, safe_url, tag_filters
+from dashboards.data.feedback import corrected_by_item
 from monitor.store import news_items, news_tags, news_tickers
 
 HEADLINE_COLUMNS = (
@@ -69,7 +70,8 @@ def headlines(
     limit: int = 50,
     offset: int = 0,
 ) -> pd.DataFrame:
-    """One page of matching headlines, newest first, with a ``tickers`` column ("AAPL, MSFT").
+    """One page of matching headlines, newest first, with a ``tickers`` column ("AAPL, MSFT") and a
+    ``corrected`` column (the latest analyst correction, "" when none; the stored tags never change).
 
     ``url`` holds only http(s) links (see ``safe_url``); titles are returned verbatim — pages must render
     them as text.
@@ -87,6 +89,7 @@ def headlines(
     page = frame(conn, stmt, HEADLINE_COLUMNS)
     page["url"] = page["url"].map(safe_url)
     page["tickers"] = page["id"].map(_tickers_by_item(conn, page["id"].tolist())).fillna("")
+    page["corrected"] = page["id"].map(corrected_by_item(conn, page["id"].tolist())).fillna("")
     return page
 
 
@@ -126,4 +129,5 @@ def headline_detail(conn: Connection, item_id: str) -> pd.DataFrame:
     row = frame(conn, stmt, DETAIL_COLUMNS)
     row["url"] = row["url"].map(safe_url)
     row["tickers"] = row["id"].map(_tickers_by_item(conn, [item_id])).fillna("")
+    row["corrected"] = row["id"].map(corrected_by_item(conn, [item_id])).fillna("")
     return row

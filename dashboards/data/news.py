@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 import pandas as pd
 import sqlalchemy as sa
@@ -131,6 +131,18 @@ def ticker_trend(conn: Connection, ticker: str, window: Window) -> pd.DataFrame:
     out = bucket_to_time(frame(conn, stmt, ["bucket", "items", "negative", "avg_score"]))
     out["negative_share"] = out["negative"] / out["items"]
     return out
+
+
+def latest_time(conn: Connection, f: Filters) -> datetime | None:
+    """When the newest headline matching the filters (topics, sources, repeats) before ``f.end`` was
+    published; None when there is none. Lets an empty window offer a jump to the latest data."""
+    stmt = sa.select(sa.func.max(news_tags.c.published_at)).where(
+        *tag_filters(f, with_time=False), news_tags.c.published_at < f.end
+    )
+    value = conn.execute(stmt).scalar_one_or_none()
+    if isinstance(value, str):  # SQLite returns max() of a datetime column as text
+        value = datetime.fromisoformat(value)
+    return None if value is None else (value if value.tzinfo else value.replace(tzinfo=UTC))
 
 
 def list_sources(conn: Connection, limit: int = 500) -> list[str]:
