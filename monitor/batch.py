@@ -12,8 +12,10 @@ from datetime import UTC, datetime
 from kafka import TopicPartition
 
 from monitor.classify import Classifier
+from monitor.emerging import EmergingNames, Story, link_stories
+from monitor.entities import EntityLink, EntityLinker
 from monitor.faults import ModelOutage, describe
-from monitor.schema import Limits, NewsItem, ParseError, Tags, parse_news
+from monitor.schema import Limits, NewsItem, ParseError, Tags, parse_news, story_key
 
 log = logging.getLogger(__name__)
 
@@ -84,13 +86,24 @@ MAX_DLQ_VALUE_BYTES = 900_000  # a dead letter's value is cut to this if the bro
 PROBE_TEXT = "Shares of Acme Corp were little changed on Tuesday"
 
 
-def tagged_message(item: NewsItem, tags: Tags) -> bytes:
+def tagged_message(item: NewsItem, tags: Tags, entities: Sequence[EntityLink] = ()) -> bytes:
+    """The ``news.tagged`` record: the item without its body, its tags, and its linked ``entities``
+    (``key``, ``name``, ``source``; provisional ones have ``source`` "provisional" and a ``~`` key)."""
     payload = item.model_dump(mode="json", exclude={"body"}, exclude_none=True)
     payload.update(tags.as_dict())
+    payload["entities"] = [e.as_dict() for e in entities]
     out = json.dumps(payload, ensure_ascii=False).encode("utf-8")
     if len(out) > MAX_TAGGED_BYTES:
         raise ValueError(f"news.tagged record too large: {len(out)} bytes > {MAX_TAGGED_BYTES}")
     return out
+
+
+def link_items(
+    linker: EntityLinker, emerging: EmergingNames | None, items: Sequence[NewsItem]
+) -> dict[str, tuple[EntityLink, ...]]:
+    """Item id -> linked entities (given tickers, cashtags, dictionary names, provisional names)."""
+    stories = [Story(i.title, story_key(i.title), i.published_at, i.tickers) for i in items]
+    return {i.id: links for i, links in zip(items, link_stories(linker, emerging, stories), strict=True)}
 
 
 def classify_safely(classifier: Classifier, items: Sequence[NewsItem]) -> list[Tags | ParseError]:

@@ -189,6 +189,20 @@ class IngestSettings(_Section):
     """FINPULSE_INGEST_MAX_FEED_BYTES: largest feed, after decompression (a gzip bomb stops here)."""
 
 
+class EntitySettings(_Section):
+    """Entity linking (monitor/entities.py). Every field is ``FINPULSE_ENTITIES_<FIELD>``."""
+
+    watchlist: str | None = None
+    """FINPULSE_ENTITIES_WATCHLIST: CSV ``ticker,name,aliases`` (aliases ``|``-separated) that extends or
+    overrides the company dictionary (your own names, private companies included)."""
+    provisional_min_stories: int = Field(default=3, ge=1)
+    """FINPULSE_ENTITIES_PROVISIONAL_MIN_STORIES: distinct stories that make an unknown name provisional."""
+    provisional_window_days: float = Field(default=7.0, gt=0)
+    """FINPULSE_ENTITIES_PROVISIONAL_WINDOW_DAYS: how far back those stories may lie."""
+    provisional: bool = True
+    """FINPULSE_ENTITIES_PROVISIONAL: link emerging (provisional) names at all."""
+
+
 class HealthSettings(_Section):
     dir: str = str(Path(tempfile.gettempdir()) / "finpulse-health")
     """FINPULSE_HEALTH_DIR: where worker, scheduler and ingest record their last progress
@@ -213,6 +227,7 @@ class Settings(BaseSettings):
     dashboard: DashboardSettings = DashboardSettings()
     health: HealthSettings = HealthSettings()
     ingest: IngestSettings = IngestSettings()
+    entities: EntitySettings = EntitySettings()
 
     def with_overrides(self, **sections: dict[str, Any]) -> Settings:
         """A copy with some fields replaced, e.g. ``with_overrides(kafka={"bootstrap": "h:9092"})``.

@@ -10,11 +10,11 @@ import json
 import re
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from pydantic import SecretStr
@@ -23,6 +23,9 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from monitor.errors import StoreError
 from monitor.schema import NewsItem, Tags, story_key
+
+if TYPE_CHECKING:
+    from monitor.entities import EntityLink
 
 
 class UTCDateTime(sa.types.TypeDecorator[datetime]):
@@ -88,8 +91,10 @@ news_tickers = sa.Table(
     "news_tickers",
     metadata,
     sa.Column("item_id", sa.String(200), sa.ForeignKey("news_items.id", ondelete="CASCADE"), primary_key=True),
-    sa.Column("ticker", sa.String(16), primary_key=True),
+    sa.Column("ticker", sa.String(64), primary_key=True),  # entity key: symbol, watchlist key or "~Name"
     sa.Column("published_at", UTCDateTime(), nullable=False),
+    # given | cashtag | watchlist | name | alias | provisional (monitor/entities.py)
+    sa.Column("source", sa.String(16), nullable=False, server_default="cashtag"),
     sa.Index("ix_news_tickers_ticker_time", "ticker", "published_at"),
     sa.Index("ix_news_tickers_time", "published_at"),  # dashboard: movers over a time range
 )
@@ -163,9 +168,39 @@ TAGGED_NEWS_VIEW = """
 CREATE VIEW tagged_news AS
 SELECT i.id, i.published_at, i.source, i.title, i.url, i.lang, i.story_key,
        t.topic, t.topic_confidence, t.sentiment, t.sentiment_score, t.sentiment_confidence,
-       t.model_version, i.is_duplicate, i.duplicate_of, i.ingested_at, t.tagged_at
+       t.model_version, i.is_duplicate, i.duplicate_of, i.ingested_at, t.tagged_at,
+       {entities} AS entities
 FROM news_items i JOIN news_tags t ON t.item_id = i.id
 """
+# The item's linked entities as "KEY:source;KEY:source" (NULL when none), sorted by key.
+_ENTITIES_SQL = {
+    "postgresql": "(SELECT string_agg(k.ticker || ':' || k.source, ';' ORDER BY k.ticker) "
+    "FROM news_tickers k WHERE k.item_id = i.id)",
+    "sqlite": "(SELECT group_concat(k.ticker || ':' || k.source, ';') "
+    "FROM news_tickers k WHERE k.item_id = i.id)",  # primary-key order: sorted by ticker
+}
+
+
+def _migrate(conn: Connection) -> None:
+    """Bring a database made by an older FinPulse up to this schema: ``news_tickers.source`` (old rows were
+    given tickers and cashtags), room for entity keys in ``news_tickers.ticker``, and the ``tagged_news``
+    view with its ``entities`` column. Idempotent; runs inside init_db's transaction (and lock)."""
+    inspector = sa.inspect(conn)
+    columns = {c["name"]: c for c in inspector.get_columns("news_tickers")}
+    if "source" not in columns:
+        conn.execute(sa.text("ALTER TABLE news_tickers ADD COLUMN source VARCHAR(16) NOT NULL DEFAULT 'cashtag'"))
+    length = getattr(columns["ticker"]["type"], "length", None)
+    if conn.dialect.name == "postgresql" and length is not None and length < 64:
+        if "tagged_news" in inspector.get_view_names():
+            conn.execute(sa.text("DROP VIEW tagged_news"))
+        conn.execute(sa.text("ALTER TABLE news_tickers ALTER COLUMN ticker TYPE VARCHAR(64)"))
+    views = sa.inspect(conn).get_view_names()
+    if "tagged_news" in views and "entities" not in {c["name"] for c in sa.inspect(conn).get_columns("tagged_news")}:
+        conn.execute(sa.text("DROP VIEW tagged_news"))
+        views = []
+    if "tagged_news" not in views:
+        entities = _ENTITIES_SQL.get(conn.dialect.name, _ENTITIES_SQL["sqlite"])
+        conn.execute(sa.text(TAGGED_NEWS_VIEW.format(entities=entities)))
 
 
 _QUERY_SECRET_RE = re.compile(r"(?i)((?:password|passwd|pwd|sslpassword|secret|token)=)[^&;\s]*")
@@ -234,8 +269,7 @@ def init_db(engine: Engine, attempts: int = 5) -> None:
                 if engine.dialect.name == "sqlite":  # persistent in the file; readers never block the writer
                     conn.exec_driver_sql("PRAGMA journal_mode=WAL")
                 metadata.create_all(conn, checkfirst=True)
-                if "tagged_news" not in sa.inspect(conn).get_view_names():
-                    conn.execute(sa.text(TAGGED_NEWS_VIEW))
+                _migrate(conn)
             return
         except SQLAlchemyError as exc:
             if "already exists" in str(exc) and attempt < attempts - 1:
@@ -335,17 +369,35 @@ def _item_row(i: NewsItem, dups: dict[str, str], now: datetime) -> dict[str, Any
     }  # fmt: skip
 
 
+def entity_rows(
+    winners: Sequence[tuple[NewsItem, Tags]], entities: Mapping[str, Sequence[EntityLink]] | None
+) -> list[dict[str, Any]]:
+    """``news_tickers`` rows: the item's linked entities, or (not linked) its given tickers and cashtags."""
+    rows = []
+    for item, _ in winners:
+        if entities is not None and item.id in entities:
+            pairs = [(e.key, e.source) for e in entities[item.id]]
+        else:
+            given = set(item.tickers)
+            pairs = [(t, "given" if t in given else "cashtag") for t in item.all_tickers()]
+        rows += [{"item_id": item.id, "ticker": k, "published_at": item.published_at, "source": src}
+                 for k, src in dict(pairs).items()]  # fmt: skip
+    return rows
+
+
 def write_batch(
     conn: Connection,
     pairs: Sequence[tuple[NewsItem, Tags]],
     duplicate_window: timedelta,
     now: datetime | None = None,
+    entities: Mapping[str, Sequence[EntityLink]] | None = None,
 ) -> WriteResult:
     """Store a classified batch in the caller's transaction. First writer wins, for the whole item: an id
     already stored (a redelivery, or another message reusing the id with other content) keeps its item row,
     tags, tickers and duplicate decision; within a batch the first message with an id wins. Tags and tickers
     are written only for the item rows this call really inserted (``RETURNING``), so two writers racing on
-    one id cannot mix their contents either."""
+    one id cannot mix their contents either. ``entities`` (item id -> linked entities, with their match
+    source) are stored in ``news_tickers``; items without an entry keep given tickers and cashtags."""
     if not pairs:
         return WriteResult(0, 0)
     now = now or datetime.now(UTC)
@@ -371,11 +423,7 @@ def write_batch(
         [{"item_id": item.id, "published_at": item.published_at, "is_duplicate": item.id in dups,
           **tags.as_dict(), "tagged_at": now} for item, tags in winners],
     )  # fmt: skip
-    ticker_rows = [
-        {"item_id": item.id, "ticker": t, "published_at": item.published_at}
-        for item, _ in winners
-        for t in item.all_tickers()
-    ]
+    ticker_rows = entity_rows(winners, entities)
     if ticker_rows:
         conn.execute(
             _insert(conn, news_tickers).on_conflict_do_nothing(index_elements=["item_id", "ticker"]),
@@ -429,4 +477,5 @@ tagged_news = sa.Table(
     sa.Column("duplicate_of", sa.String(200)),
     sa.Column("ingested_at", UTCDateTime()),
     sa.Column("tagged_at", UTCDateTime()),
+    sa.Column("entities", sa.Text),  # "KEY:source;KEY:source" (news_tickers), NULL when none
 )

@@ -41,10 +41,13 @@ from monitor.batch import (
     derive_max_poll_interval_ms,
     dlq_headers,
     first_offsets,
+    link_items,
     tagged_message,
 )
 from monitor.classify import Classifier
 from monitor.consume import SafePoller
+from monitor.emerging import emerging_from_settings
+from monitor.entities import load_linker
 from monitor.faults import ModelOutage, StoreOutage, bisect_failures, describe, is_transient
 from monitor.health import Progress
 from monitor.kafka import backoff_delays, ensure_topics, make_consumer, make_producer, retry_connect
@@ -107,6 +110,9 @@ class Worker:
         self.limits = Limits(w.max_message_bytes, w.max_title_chars, w.max_body_chars, w.max_tickers,
                              w.earliest_published_at, timedelta(hours=w.max_future_hours))
         self.window = timedelta(hours=w.duplicate_window_hours)
+        e = settings.entities
+        self.linker = load_linker(e.watchlist)  # pure CPU per batch; built once per process
+        self.emerging = emerging_from_settings(e.provisional_min_stories, e.provisional_window_days, e.provisional)
         self.worker_id = f"{socket.gethostname()}-{os.getpid()}"
         self.pending: list[RawRecord] = []
         self.stats = WorkerStats()
@@ -283,9 +289,10 @@ class Worker:
                 bad.append((rec, res))
             else:
                 pairs.append((item, res))
-        messages = [(item.id.encode(), tagged_message(item, tags)) for item, tags in pairs]
+        entities = link_items(self.linker, self.emerging, [item for item, _ in pairs])
+        messages = [(item.id.encode(), tagged_message(item, tags, entities[item.id])) for item, tags in pairs]
         with self.engine.begin() as conn:
-            result = write_batch(conn, pairs, self.window)
+            result = write_batch(conn, pairs, self.window, entities=entities)
         futures = [self.producer.send(k.topic_tagged, key=key, value=value) for key, value in messages]
         for rec, err in bad:
             futures.append(self._send_dead_letter(rec, err.reason))

@@ -1,8 +1,8 @@
 """Replay a historical headline file in simulated time through the tags and the detector.
 
-Rows are bucketed per key (overall, topic, cashtag ticker with enough volume); the detector is causal, so
-scanning the whole history at once gives exactly the alerts a live scheduler would have raised at each
-bucket end (``fired_at`` = the bucket end at which it would have fired). Repeated headlines within 24 h are
+Rows are bucketed per key (overall, topic, linked entity with enough volume: ``attach_entities``, or
+cashtags only without it); the detector is causal, so scanning the whole history at once gives exactly the
+alerts a live scheduler would have raised at each bucket end (``fired_at`` = the bucket end at which it would have fired). Repeated headlines within 24 h are
 dropped as the worker does.
 """
 
@@ -21,6 +21,8 @@ import pandas as pd
 
 from monitor.alerts.detector import CountSeries, DetectorParams, Spike, scan
 from monitor.alerts.queries import OVERALL, AlertKey
+from monitor.emerging import EmergingNames, Story, link_stories
+from monitor.entities import EntityLinker
 from monitor.errors import ConfigError
 from monitor.schema import Tags, extract_cashtags, story_key
 
@@ -156,8 +158,9 @@ def build_series(
     for i, topic in enumerate(frame["topic"]):
         members.setdefault(AlertKey("topic", str(topic)), []).append(i)
     tickers: dict[str, list[int]] = {}
-    for i, text in enumerate(frame["text"]):
-        for t in extract_cashtags(text):
+    linked = frame["entities"] if "entities" in frame else (extract_cashtags(t) for t in frame["text"])
+    for i, keys in enumerate(linked):
+        for t in keys:
             tickers.setdefault(t, []).append(i)
     for t, rows in tickers.items():
         if len(rows) >= ticker_min_volume:
@@ -220,6 +223,18 @@ def summarise(alerts: Iterable[BacktestAlert], frame: pd.DataFrame) -> dict[str,
         "by_severity": by_severity,
         "by_month": months,
     }
+
+
+def attach_entities(
+    frame: pd.DataFrame, linker: EntityLinker, emerging: EmergingNames | None = None
+) -> pd.DataFrame:
+    """Add ``entities``: the keys each row links to (cashtags, dictionary names, provisional names), linked
+    in time order exactly as the worker links its batches."""
+    stories = [Story(t, story_key(t), ts.to_pydatetime()) for t, ts in zip(frame["text"], frame["published_at"],
+                                                                          strict=True)]
+    out = frame.copy()
+    out["entities"] = [tuple(e.key for e in links) for links in link_stories(linker, emerging, stories)]
+    return out
 
 
 def attach_tags(frame: pd.DataFrame, tags: Sequence[dict[str, Any]]) -> pd.DataFrame:

@@ -146,6 +146,8 @@ def _list(args: argparse.Namespace, settings: Settings) -> int:
 def _backtest(args: argparse.Namespace, settings: Settings) -> int:
     from monitor.alerts import backtest as bt
     from monitor.alerts.service import params_from_settings
+    from monitor.emerging import emerging_from_settings
+    from monitor.entities import load_linker
 
     alert_settings = settings.with_overrides(alerts=_alert_overrides(args)).alerts
     frame = bt.read_headlines(args.input, args.time_column, args.text_column)
@@ -158,6 +160,10 @@ def _backtest(args: argparse.Namespace, settings: Settings) -> int:
         clf = load_classifier(model)
         tags = bt.tags_from_classifier(list(frame["text"]), clf.predict, settings.model.batch_size)
     tagged = bt.attach_tags(frame, tags)
+    e = settings.entities
+    tagged = bt.attach_entities(tagged, load_linker(e.watchlist),
+                                emerging_from_settings(e.provisional_min_stories, e.provisional_window_days,
+                                                       e.provisional))
     params = params_from_settings(alert_settings)
     found = bt.run_backtest(tagged, params, alert_settings.ticker_min_volume)
     for a in found:
