@@ -148,3 +148,20 @@ def ticker_trend(trend: pd.DataFrame, ticker: str, window: Window) -> go.Figure:
     fig.update_yaxes(range=[-1, 1], secondary_y=True, title_text="share / score")
     fig.update_layout(title=f"{ticker}: sentiment and volume", xaxis_range=[window.start, window.end])
     return compact(fig)
+
+
+def company_vs_topic(company: pd.DataFrame, topic: pd.DataFrame, key: str, topic_name: str) -> go.Figure:
+    """Negative share of one company against its topic's, per bucket, each with its volume (bars)."""
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    for frame_, name, colour, bar in ((company, key, "#d62728", "#f4b6b6"), (topic, topic_name, "#1f77b4", "#c6dbef")):
+        fig.add_trace(go.Bar(x=frame_["bucket"], y=frame_["items"], name=f"{name}: headlines", marker_color=bar,
+                             opacity=0.6), secondary_y=True)  # fmt: skip
+        share = frame_["negative_share"].where(frame_["items"] >= MIN_POINT_ITEMS)
+        fig.add_trace(go.Scatter(x=frame_["bucket"], y=share, name=f"{name}: negative share", mode="lines+markers",
+                                 line_color=colour, customdata=frame_[["items"]],
+                                 hovertemplate="%{y:.0%} of %{customdata[0]} headlines"))  # fmt: skip
+    fig.update_yaxes(range=[0, 1.02], tickformat=".0%", secondary_y=False, title_text="negative share")
+    fig.update_yaxes(secondary_y=True, title_text="headlines", showgrid=False, rangemode="tozero")
+    fig.update_layout(title=f"{key} against its topic, {topic_name}", barmode="group",
+                      yaxis={"overlaying": "y2"}, yaxis2={"side": "right"})  # fmt: skip
+    return compact(fig)

@@ -21,6 +21,7 @@ from monitor.labels import TOPICS
 from monitor.schema import TICKER_RE
 from monitor.settings import Settings
 from monitor.store import describe_database, feedback, make_engine, url_text
+from monitor.watchlist import Watchlist, read_watchlist
 
 CONNECT_TIMEOUT_S = 5
 SENTIMENT_COLORS = {"negative": "#d62728", "neutral": "#9e9e9e", "positive": "#2ca02c"}
@@ -143,6 +144,9 @@ def sidebar(ctx: Context) -> None:
         st.multiselect("Topics", TOPICS, key="topics", placeholder="All topics")
         sources = fetch(ctx, data.list_sources)
         st.multiselect("Sources", sources, key="sources", placeholder="All sources")
+        if watchlist(ctx).names:
+            st.toggle("Watchlist only", key="watchlist_only",
+                      help="Only headlines naming a company of FINPULSE_ENTITIES_WATCHLIST.")  # fmt: skip
         st.checkbox(
             "Include repeated stories",
             key="include_duplicates",
@@ -171,6 +175,7 @@ def current_filters(ctx: Context) -> tuple[data.Window, data.Filters]:
         topics=tuple(st.session_state.get("topics", ())),
         sources=tuple(st.session_state.get("sources", ())),
         include_duplicates=bool(st.session_state.get("include_duplicates", False)),
+        companies=tuple(sorted(watchlist(ctx).keys)) if st.session_state.get("watchlist_only") else (),
     )
     return window, filters
 
@@ -200,6 +205,26 @@ def ticker_param(value: object) -> str:
     such as ``[login](https://evil)`` must never reach a label or a Markdown element)."""
     symbol = str(value or "").strip().lstrip("$").upper()
     return symbol if TICKER_RE.fullmatch(symbol) else ""
+
+
+def company_param(ctx: Context, value: object) -> str:
+    """A ``?company=`` value from the URL, kept only when it is an entity key with stored headlines (the link
+    can be crafted: anything else is dropped before it reaches a label)."""
+    key = data.entity_key(str(value or ""))[:64]
+    if not key:
+        return ""
+    found = fetch(ctx, data.find_companies, key)
+    return key if key in set(found["key"]) else ""
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def _watchlist(path: str | None) -> Watchlist:
+    return read_watchlist(path)
+
+
+def watchlist(ctx: Context) -> Watchlist:
+    """The companies of ``FINPULSE_ENTITIES_WATCHLIST`` (re-read every minute; empty when none is set)."""
+    return _watchlist(ctx.settings.entities.watchlist)
 
 
 def literal(text: object) -> str:

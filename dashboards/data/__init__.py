@@ -7,7 +7,8 @@ PostgreSQL. Nothing here imports Streamlit, so it is tested on its own. Pages ca
 """
 
 from dashboards.data.alerts import alert_headlines, alert_state_counts, fired_alerts, with_alert_numbers
-from dashboards.data.base import MAX_ROWS, TIME_RANGES, Filters, Window, safe_url, window_for
+from dashboards.data.base import MAX_ROWS, TIME_RANGES, Filters, Window, entity_key, safe_url, window_for
+from dashboards.data.company import company_alerts, company_topic, find_companies, topic_trend
 from dashboards.data.feedback import item_corrections
 from dashboards.data.headlines import count_headlines, headline_detail, headlines
 from dashboards.data.news import (
@@ -35,8 +36,12 @@ __all__ = [
     "Window",
     "alert_headlines",
     "alert_state_counts",
+    "company_alerts",
+    "company_topic",
     "count_headlines",
     "database_size_bytes",
+    "entity_key",
+    "find_companies",
     "fired_alerts",
     "headline_detail",
     "headline_kpis",
@@ -51,6 +56,7 @@ __all__ = [
     "table_stats",
     "ticker_movers",
     "ticker_trend",
+    "topic_trend",
     "window_for",
     "with_alert_numbers",
     "worker_heartbeats_frame",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -9,7 +10,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from dashboards.data.base import Filters, frame, safe_url, tag_filters
+from dashboards.data.base import Filters, entity_key, frame, safe_url, tag_filters
 from dashboards.data.feedback import corrected_by_item
 from monitor.store import news_items, news_tags, news_tickers
 
@@ -25,7 +26,7 @@ def headline_query(
     stmt = (
         sa.select(*columns)
         .select_from(news_items.join(news_tags, news_tags.c.item_id == news_items.c.id))
-        .where(*tag_filters(Filters(f.start, f.end, f.topics, (), f.include_duplicates), with_time=False))
+        .where(*tag_filters(dataclasses.replace(f, sources=()), with_time=False))
     )
     # Both tables carry published_at. A text search has to read titles anyway, so the range goes on
     # news_items (SQLite then reads the table once instead of hopping from the tags index per row).
@@ -40,7 +41,7 @@ def headline_query(
     if ticker:
         stmt = stmt.where(
             news_items.c.id.in_(
-                sa.select(news_tickers.c.item_id).where(news_tickers.c.ticker == ticker.upper())
+                sa.select(news_tickers.c.item_id).where(news_tickers.c.ticker == entity_key(ticker))
             )
         )
     return stmt

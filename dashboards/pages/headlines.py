@@ -9,6 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboards import data, explain_view, ui
+from dashboards.app import PAGE_DIR
 from monitor.labels import SENTIMENTS
 
 PAGE_SIZE = 50
@@ -113,6 +114,9 @@ def details(item_id: str) -> None:
         hide_index=True,
         hide_header=True,
     )
+    for key in [k for k in str(item["tickers"] or "").split(", ") if k]:
+        st.page_link(PAGE_DIR / "company.py", label=ui.literal(f"Company page: {key}"),
+                     icon=":material/business:", query_params={"company": key})  # fmt: skip
     if item["url"]:
         st.link_button("Open article", item["url"])
     if item["body"]:

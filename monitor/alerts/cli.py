@@ -88,6 +88,7 @@ def _run_once(args: argparse.Namespace, settings: Settings) -> int:
     from monitor.alerts.service import AlertService
     from monitor.alerts.words import lazy_explainer
     from monitor.store import init_db, make_engine
+    from monitor.watchlist import read_watchlist
 
     engine = make_engine(settings.database.url)
     init_db(engine)
@@ -100,7 +101,7 @@ def _run_once(args: argparse.Namespace, settings: Settings) -> int:
             AlertService(
                 engine,
                 settings.alerts,
-                parse_webhooks(settings.alerts),
+                parse_webhooks(settings.alerts, read_watchlist(settings.entities.watchlist).keys),
                 sender,
                 explainer=lazy_explainer(settings.model, settings.alerts.explain_words),
             ),

@@ -42,7 +42,7 @@ WebhookKind = Literal["slack", "json"]
 SEVERITY_EMOJI = {"warning": ":warning:", "high": ":rotating_light:", "critical": ":fire:"}
 SLACK_SECTION_LIMIT = 3000  # characters of mrkdwn text per section block; Slack answers 400 beyond it
 MAX_RETRY_AFTER_SECONDS = 86_400.0  # a receiver asking for more (or for inf) is taken to mean a day
-WEBHOOK_KEYS = frozenset({"url", "kind", "topics", "tickers"})
+WEBHOOK_KEYS = frozenset({"url", "kind", "topics", "tickers", "watchlist"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,8 +67,10 @@ class Webhook:
         return False
 
 
-def parse_webhooks(settings: AlertSettings) -> list[Webhook]:
-    """Webhooks from ``FINPULSE_ALERTS_WEBHOOKS`` (JSON list) plus ``FINPULSE_ALERTS_SLACK_WEBHOOK_URL``."""
+def parse_webhooks(settings: AlertSettings, watchlist: frozenset[str] = frozenset()) -> list[Webhook]:
+    """Webhooks from ``FINPULSE_ALERTS_WEBHOOKS`` (JSON list) plus ``FINPULSE_ALERTS_SLACK_WEBHOOK_URL``. An
+    entry with ``"watchlist": true`` also receives the alerts on every company of ``watchlist`` (the keys of
+    ``FINPULSE_ENTITIES_WATCHLIST``)."""
     hooks: list[Webhook] = []
     raw = (
         settings.webhooks.get_secret_value()
@@ -82,7 +84,7 @@ def parse_webhooks(settings: AlertSettings) -> list[Webhook]:
     if not isinstance(entries, list):
         raise ConfigError("FINPULSE_ALERTS_WEBHOOKS must be a JSON list of objects")
     for i, entry in enumerate(entries):
-        hooks.append(_webhook_from(entry, f"FINPULSE_ALERTS_WEBHOOKS[{i}]"))
+        hooks.append(_webhook_from(entry, f"FINPULSE_ALERTS_WEBHOOKS[{i}]", watchlist))
     if settings.slack_webhook_url is not None:
         hooks.append(Webhook(settings.slack_webhook_url, "slack"))
     return hooks
@@ -95,7 +97,7 @@ def _names(entry: dict[str, Any], key: str, where: str) -> list[str]:
     return [v.strip() for v in value]
 
 
-def _webhook_from(entry: Any, where: str) -> Webhook:
+def _webhook_from(entry: Any, where: str, watchlist: frozenset[str] = frozenset()) -> Webhook:
     """One validated webhook entry; every mistake is a ConfigError naming the entry and the field."""
     if not isinstance(entry, dict) or not isinstance(entry.get("url"), str):
         raise ConfigError(f"{where} needs a string 'url'")
@@ -114,6 +116,10 @@ def _webhook_from(entry: Any, where: str) -> Webhook:
             f"{where}.topics: unknown topic(s) {', '.join(unknown_topics)}; known: {', '.join(TOPICS)}"
         )
     tickers = [t.upper().lstrip("$") for t in _names(entry, "tickers", where)]
+    if entry.get("watchlist") is True:
+        if not watchlist:
+            raise ConfigError(f"{where}.watchlist: no watchlist companies (set FINPULSE_ENTITIES_WATCHLIST)")
+        tickers += [k.upper() for k in watchlist]
     return Webhook(SecretStr(entry["url"]), kind, frozenset(topics), frozenset(tickers))
 
 

@@ -29,6 +29,7 @@ from monitor.faults import describe
 from monitor.health import Progress
 from monitor.settings import Settings
 from monitor.store import make_engine, mask_url, wait_for_database
+from monitor.watchlist import read_watchlist
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,8 @@ def build_scheduler(job: Callable[[], object], interval_seconds: int) -> Blockin
 
 def run_scheduler(settings: Settings) -> int:
     alerts = settings.alerts
-    hooks = parse_webhooks(alerts)  # a bad webhook config fails here, at start, with a clear message
+    # A bad webhook config (or watchlist file) fails here, at start, with a clear message.
+    hooks = parse_webhooks(alerts, read_watchlist(settings.entities.watchlist).keys)
     engine = make_engine(settings.database.url, echo=settings.database.echo)
     progress = Progress(settings.health.dir, "scheduler")
     progress.fault("starting: waiting for the database")
