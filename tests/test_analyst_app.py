@@ -64,7 +64,7 @@ def test_company_page_shows_trend_comparison_headlines_and_alerts(company_url: s
 def test_company_page_search_by_name_and_crafted_links(company_url: str, env: pytest.MonkeyPatch, tmp_path: Path) -> None:  # noqa: F811
     env.setenv("FINPULSE_ENTITIES_WATCHLIST", str(watchlist_file(tmp_path)))
     at = open_page("company", company_url, env)
-    at.text_input(key="company_search").input("umbrella").run()
+    at.text_input(key="company_search").input("umbrella").run(timeout=300)
     links = at.get("page_link")
     assert any("UMBR Umbrella Corporation" in str(link.proto.label) for link in links)
     crafted = open_page("company", company_url, env, company="[x](javascript:alert(1))")
@@ -75,7 +75,7 @@ def test_overview_offers_to_jump_to_the_latest_data(old_url: str, env: pytest.Mo
     at = open_page("overview", old_url, env)
     assert not at.get("plotly_chart")
     assert any("The latest data is from" in i.value for i in at.info)
-    at.button(key="jump_latest").click().run()
+    at.button(key="jump_latest").click().run(timeout=300)
     assert not at.exception
     assert len(at.get("plotly_chart")) == 4 and int(at.metric[0].value.replace(",", "")) > 0
     assert at.session_state["as_of"] < datetime.now(UTC) - timedelta(days=9)
@@ -86,7 +86,7 @@ def test_watchlist_only_narrows_the_overview(company_url: str, env: pytest.Monke
     at = open_page("overview", company_url, env)
     everything = int(at.metric[0].value.replace(",", ""))
     at.session_state["watchlist_only"] = True
-    at.run()
+    at.run(timeout=300)
     watched = int(at.metric[0].value.replace(",", ""))
     assert 0 < watched < everything
 

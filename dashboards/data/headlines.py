@@ -90,7 +90,8 @@ def headlines(
     page = frame(conn, stmt, HEADLINE_COLUMNS)
     page["url"] = page["url"].map(safe_url)
     page["tickers"] = page["id"].map(_tickers_by_item(conn, page["id"].tolist())).fillna("")
-    page["corrected"] = page["id"].map(corrected_by_item(conn, page["id"].tolist())).fillna("")
+    corrected = corrected_by_item(conn, page["id"].tolist())
+    page["corrected"] = [corrected.get(i, "") for i in page["id"]]
     return page
 
 
@@ -130,5 +131,6 @@ def headline_detail(conn: Connection, item_id: str) -> pd.DataFrame:
     row = frame(conn, stmt, DETAIL_COLUMNS)
     row["url"] = row["url"].map(safe_url)
     row["tickers"] = row["id"].map(_tickers_by_item(conn, [item_id])).fillna("")
-    row["corrected"] = row["id"].map(corrected_by_item(conn, [item_id])).fillna("")
+    corrected = corrected_by_item(conn, [item_id])
+    row["corrected"] = [corrected.get(i, "") for i in row["id"]]
     return row
