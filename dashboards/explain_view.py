@@ -78,10 +78,10 @@ def correction_form(ctx: ui.Context, item: Any) -> None:
         name = st.text_input("Your name", value=st.session_state.get("analyst_name", ""), key="analyst_input")
         left, right = st.columns(2)
         sentiment = left.radio(
-            "Right sentiment", SENTIMENTS, index=SENTIMENTS.index(item["sentiment"]), horizontal=True,
+            "Right sentiment", SENTIMENTS, index=_index(SENTIMENTS, item["sentiment"]), horizontal=True,
             key="fix_sentiment",
         )  # fmt: skip
-        topic = right.selectbox("Right topic", TOPICS, index=TOPICS.index(item["topic"]), key="fix_topic")
+        topic = right.selectbox("Right topic", TOPICS, index=_index(TOPICS, item["topic"]), key="fix_topic")
         submitted = st.form_submit_button("Save correction")
     if not submitted:
         return
@@ -96,6 +96,11 @@ def correction_form(ctx: ui.Context, item: Any) -> None:
     ui.forget_cached_queries()  # the tables show "corrected" at once
     st.session_state["correction_saved"] = str(item["id"])
     st.rerun()
+
+
+def _index(labels: tuple[str, ...], label: object) -> int:
+    """The stored label's position (a label outside today's taxonomy starts at the first choice)."""
+    return labels.index(label) if label in labels else 0  # type: ignore[arg-type]
 
 
 def saved_note(item_id: str) -> None:

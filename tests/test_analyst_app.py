@@ -122,3 +122,16 @@ def test_watchlist_routes_its_companies_alerts_to_the_chosen_webhook(tmp_path: P
     assert AlertKey("ticker", "UMBR") == ticker.key
     with pytest.raises(ConfigError, match="FINPULSE_ENTITIES_WATCHLIST"):
         parse_webhooks(AlertSettings(webhooks=SecretStr(raw)))
+
+
+def test_highlighted_explanation_is_escaped_text_with_marks_only_around_top_words() -> None:
+    from dashboards.explain_view import highlighted_html
+    from monitor.explain import HeadExplanation, WordWeight
+
+    text = '<script>x()</script> plunge <img src=x onerror=y> "now"'
+    words = tuple(WordWeight(m.group(), m.start(), m.end(), w)
+                  for m, w in zip(__import__("re").finditer(r"\S+", text), [0.5, 0.9, 0.1, 0.0, -0.2, 0.3], strict=True))  # fmt: skip
+    out = highlighted_html(HeadExplanation("sentiment", "negative", 0.9, words), text, k=3)
+    assert out.count("<mark") == 3 and "<script>" not in out and "<img" not in out
+    assert "&lt;script&gt;x()&lt;/script&gt;" in out and "&quot;now&quot;" in out
+    assert '">plunge</mark>' in out and "onerror=y" in out  # the attribute text is shown, never an attribute

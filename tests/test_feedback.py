@@ -83,3 +83,21 @@ def test_feedback_export_cli_writes_one_file_per_task(sqlite_url: str, tmp_path:
     report = json.loads(capsys.readouterr().out)
     assert report["sentiment"]["rows"] == 1 and report["topic"]["rows"] == 1
     assert (tmp_path / "out" / "feedback-topic.csv").read_text().splitlines() == ["text,label", "Headline 2 falls,Earnings"]
+
+
+def test_feedback_trains_only_and_weighs_more(tmp_path: Path) -> None:
+    from training.config import TrainConfig
+    from training.train import load_examples
+
+    base = tmp_path / "base.csv"
+    base.write_text("text,label\n" + "".join(f"plain headline {i},neutral\n" for i in range(40)))
+    fb = tmp_path / "feedback-sentiment.csv"
+    fb.write_text("text,label\nZyqo orders collapse,negative\nQuorvex gains,positive\n")
+    config = TrainConfig(use_shared=False, use_real=False, extra_data=(f"sentiment:{base}",),
+                         feedback_data=(f"sentiment:{fb}",), feedback_weight=4.0)  # fmt: skip
+    train, val, sources = load_examples(config)
+    fed = [e for e in train if e.source == "feedback-sentiment"]
+    assert [(e.text, e.label, e.weight) for e in fed] == [
+        ("Zyqo orders collapse", "negative", 4.0), ("Quorvex gains", "positive", 4.0)]  # fmt: skip
+    assert not any(e.source == "feedback-sentiment" for e in val) and val
+    assert [s.licence for s in sources if s.name == "feedback-sentiment"] == ["analyst feedback"]
