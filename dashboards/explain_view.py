@@ -79,9 +79,11 @@ def correction_form(ctx: ui.Context, item: Any) -> None:
         left, right = st.columns(2)
         sentiment = left.radio(
             "Right sentiment", SENTIMENTS, index=_index(SENTIMENTS, item["sentiment"]), horizontal=True,
-            key="fix_sentiment",
+            key=f"fix_sentiment-{item['id']}",
         )  # fmt: skip
-        topic = right.selectbox("Right topic", TOPICS, index=_index(TOPICS, item["topic"]), key="fix_topic")
+        topic = right.selectbox(
+            "Right topic", TOPICS, index=_index(TOPICS, item["topic"]), key=f"fix_topic-{item['id']}"
+        )
         submitted = st.form_submit_button("Save correction")
     if not submitted:
         return

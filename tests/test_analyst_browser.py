@@ -259,7 +259,8 @@ def test_corrections_in_the_dashboard_retrain_the_model(browser: WebDriver, loop
     assert done.returncode == 0 and json.loads(done.stdout)["sentiment"]["rows"] == len(CORRECTED), done.stderr
     sent, topic = loop.data / "sent.csv", loop.data / "topic.csv"
     tuned = loop.data / "tuned"
-    args = train_args(loop.data, tuned, sent, topic) + ["--feedback", str(out), "--init-from", str(loop.model_dir)]
+    args = train_args(loop.data, tuned, sent, topic) + [
+        "--feedback", str(out), "--feedback-weight", "8", "--init-from", str(loop.model_dir), "--epochs", "6"]  # fmt: skip
     done = run_cli(args, loop.env, timeout=1800)
     assert done.returncode == 0, done.stderr[-3000:]
     for task, column in (("sentiment", 0), ("topic", 1)):
