@@ -34,7 +34,7 @@ from monitor.schema import NewsItem, Tags
 from monitor.settings import ModelSettings
 from monitor.store import alerts, make_engine, news_tags, write_batch
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(1800)]  # a loaded CI machine renders slowly
 HOSTILE = 'Shares plunge <img src=x onerror="window.__finpulse_xss=3"> <script>window.__finpulse_xss=4</script>'
 CORRECTED = [  # (title, search term that finds it alone)
     ("Zyqo Robotics widget orders collapse in Europe", "Zyqo"),
@@ -110,7 +110,7 @@ def light(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Light]:
     url = f"sqlite:///{root / 'l.db'}"
     engine = make_engine(url)
     now = datetime.now(UTC)
-    seed.seed_demo(engine, 1_500, now - timedelta(minutes=5), span=timedelta(days=1))
+    seed.seed_demo(engine, 300, now - timedelta(minutes=5), span=timedelta(days=1))
     seed.seed_known(engine, now)
     with engine.begin() as conn:
         conn.execute(alerts.insert(), [seed.demo_alert(now, "ticker", "UMBR", "sent", 0)])
@@ -119,7 +119,8 @@ def light(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Light]:
                     timedelta(hours=1), now=now)  # fmt: skip
     engine.dispose()
     env = {k: v for k, v in os.environ.items() if not k.startswith("FINPULSE_")}
-    env |= {"FINPULSE_DATABASE_URL": url, "FINPULSE_MODEL_PATH": "tiny-random", "FINPULSE_MODEL_DTYPE": "fp32"}
+    env |= {"FINPULSE_DATABASE_URL": url, "FINPULSE_MODEL_PATH": "tiny-random", "FINPULSE_MODEL_DTYPE": "fp32",
+            "FINPULSE_DASHBOARD_REFRESH_SECONDS": "600"}  # no live rerun while the test reads the page
     base, server, log = serve(env, root / "streamlit.log")
     try:
         yield Light(base, "hostile-why")
@@ -176,7 +177,8 @@ def loop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loop]:
     backbone = tiny_llama_dir(root)
     env = {k: v for k, v in os.environ.items() if not k.startswith("FINPULSE_")}
     env |= {"FINPULSE_MODEL_BACKBONE": str(backbone), "FINPULSE_MODEL_CACHE_DIR": str(root / "cache"),
-            "FINPULSE_MODEL_DTYPE": "fp32", "FINPULSE_DATABASE_URL": f"sqlite:///{root / 'a.db'}"}  # fmt: skip
+            "FINPULSE_MODEL_DTYPE": "fp32", "FINPULSE_DATABASE_URL": f"sqlite:///{root / 'a.db'}",
+            "FINPULSE_DASHBOARD_REFRESH_SECONDS": "600"}  # fmt: skip
     sent, topic = base_data(root)
     done = run_cli(train_args(root, root / "base", sent, topic), env, timeout=1800)
     assert done.returncode == 0, done.stderr[-3000:]
