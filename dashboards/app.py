@@ -18,6 +18,7 @@ PAGES = {
     "overview": ("Overview", ":material/monitoring:"),
     "headlines": ("Headlines", ":material/article:"),
     "tickers": ("Tickers", ":material/candlestick_chart:"),
+    "company": ("Company", ":material/business:"),
     "alerts": ("Alerts", ":material/notifications_active:"),
     "system": ("System", ":material/monitor_heart:"),
 }

@@ -27,7 +27,13 @@ def share_with_alerts(shares: pd.DataFrame, fired: pd.DataFrame) -> go.Figure:
     """Negative share per topic over time (busiest topics), with fired alerts marked on the time axis."""
     busiest = shares.groupby("topic")["items"].sum().nlargest(MAX_LINES).index
     overall = shares.groupby("bucket", as_index=False)[["items", "negative"]].sum()
-    fig = go.Figure(
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    fig.add_trace(  # the volume behind every share: a share of 3 items is not a trend
+        go.Bar(x=overall["bucket"], y=overall["items"], name="headlines (right axis)", marker_color="#dde6ef",
+               hovertemplate="%{y} headlines"),
+        secondary_y=True,
+    )  # fmt: skip
+    fig.add_trace(
         go.Scatter(
             x=overall["bucket"],
             y=overall["negative"] / overall["items"],
@@ -67,8 +73,11 @@ def share_with_alerts(shares: pd.DataFrame, fired: pd.DataFrame) -> go.Figure:
             )
         )
     fig.update_layout(
-        title="Negative share by topic (▼ fired alerts)", yaxis_tickformat=".0%", yaxis_range=[0, 1.06]
-    )
+        title="Negative share by topic (▼ fired alerts), with volume", yaxis_tickformat=".0%",
+        yaxis_range=[0, 1.06],
+    )  # fmt: skip
+    fig.update_yaxes(title_text="headlines", secondary_y=True, showgrid=False, rangemode="tozero")
+    fig.update_layout(yaxis={"overlaying": "y2"}, yaxis2={"side": "right"})  # the bars behind the lines
     return compact(fig)
 
 
@@ -85,12 +94,15 @@ def share_heatmap(shares: pd.DataFrame) -> go.Figure:
             zmax=1,
             colorscale="Reds",
             customdata=counts.reindex_like(grid).values,
+            text=counts.reindex_like(grid).values,  # each cell shows its volume
+            texttemplate="%{text:.0f}",
+            textfont={"size": 9},
             colorbar={"tickformat": ".0%"},
             hovertemplate="%{y}<br>%{x}<br>%{z:.0%} negative of %{customdata} headlines<extra></extra>",
         )
     )
     fig.update_layout(
-        title="Negative share: topic × time",
+        title="Negative share: topic × time (numbers: headlines per cell)",
         margin={"l": 10, "r": 10, "t": 40, "b": 10},
         height=max(260, 22 * len(grid.index) + 80),
     )
@@ -135,4 +147,21 @@ def ticker_trend(trend: pd.DataFrame, ticker: str, window: Window) -> go.Figure:
     fig.update_yaxes(title_text="headlines", secondary_y=False)
     fig.update_yaxes(range=[-1, 1], secondary_y=True, title_text="share / score")
     fig.update_layout(title=f"{ticker}: sentiment and volume", xaxis_range=[window.start, window.end])
+    return compact(fig)
+
+
+def company_vs_topic(company: pd.DataFrame, topic: pd.DataFrame, key: str, topic_name: str) -> go.Figure:
+    """Negative share of one company against its topic's, per bucket, each with its volume (bars)."""
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    for frame_, name, colour, bar in ((company, key, "#d62728", "#f4b6b6"), (topic, topic_name, "#1f77b4", "#c6dbef")):
+        fig.add_trace(go.Bar(x=frame_["bucket"], y=frame_["items"], name=f"{name}: headlines", marker_color=bar,
+                             opacity=0.6), secondary_y=True)  # fmt: skip
+        share = frame_["negative_share"].where(frame_["items"] >= MIN_POINT_ITEMS)
+        fig.add_trace(go.Scatter(x=frame_["bucket"], y=share, name=f"{name}: negative share", mode="lines+markers",
+                                 line_color=colour, customdata=frame_[["items"]],
+                                 hovertemplate="%{y:.0%} of %{customdata[0]} headlines"))  # fmt: skip
+    fig.update_yaxes(range=[0, 1.02], tickformat=".0%", secondary_y=False, title_text="negative share")
+    fig.update_yaxes(secondary_y=True, title_text="headlines", showgrid=False, rangemode="tozero")
+    fig.update_layout(title=f"{key} against its topic, {topic_name}", barmode="group",
+                      yaxis={"overlaying": "y2"}, yaxis2={"side": "right"})  # fmt: skip
     return compact(fig)

@@ -20,7 +20,8 @@ from dashboards import data
 from monitor.labels import TOPICS
 from monitor.schema import TICKER_RE
 from monitor.settings import Settings
-from monitor.store import describe_database, make_engine, url_text
+from monitor.store import describe_database, feedback, make_engine, url_text
+from monitor.watchlist import Watchlist, read_watchlist
 
 CONNECT_TIMEOUT_S = 5
 SENTIMENT_COLORS = {"negative": "#d62728", "neutral": "#9e9e9e", "positive": "#2ca02c"}
@@ -70,6 +71,11 @@ def _cached(
         return getattr(data, name)(conn, *args, **dict(kwargs))
 
 
+def forget_cached_queries() -> None:
+    """After a write (a correction): every cached query answers afresh."""
+    _cached.clear()
+
+
 def fetch(ctx: Context, query: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """``query(conn, *args, **kwargs)`` for a function of ``dashboards.data``, cached; a database failure
     becomes an error box and stops this page (or fragment) instead of a traceback.
@@ -98,7 +104,15 @@ def database_problem(ctx: Context) -> str | None:
         return f"cannot reach the database: {exc.__class__.__name__}: {_first_line(exc)}"
     if missing:
         return "finds no FinPulse tables in the database yet (missing: " + ", ".join(missing) + ")"
+    ensure_feedback_table(ctx.url)
     return None
+
+
+@st.cache_resource(show_spinner=False)
+def ensure_feedback_table(url: str) -> bool:
+    """Create the ``feedback`` table in a database from before corrections existed (once per process)."""
+    feedback.create(engine_for(url), checkfirst=True)
+    return True
 
 
 def _first_line(exc: BaseException) -> str:
@@ -130,11 +144,17 @@ def sidebar(ctx: Context) -> None:
         st.multiselect("Topics", TOPICS, key="topics", placeholder="All topics")
         sources = fetch(ctx, data.list_sources)
         st.multiselect("Sources", sources, key="sources", placeholder="All sources")
+        if watchlist(ctx).names:
+            st.toggle("Watchlist only", key="watchlist_only",
+                      help="Only headlines naming a company of FINPULSE_ENTITIES_WATCHLIST.")  # fmt: skip
         st.checkbox(
             "Include repeated stories",
             key="include_duplicates",
             help="Items flagged as repeats of a story already seen are left out by default.",
         )
+        if st.session_state.get("as_of"):
+            st.caption(f"Showing the data up to {st.session_state['as_of']:%Y-%m-%d %H:%M} UTC.")
+            st.button("Back to now", key="back_to_now", on_click=jump_to, args=(None,))
         st.toggle(
             "Live updates",
             value=True,
@@ -144,17 +164,40 @@ def sidebar(ctx: Context) -> None:
 
 
 def current_filters(ctx: Context) -> tuple[data.Window, data.Filters]:
-    """The sidebar's choices as a window ending now and data.Filters."""
+    """The sidebar's choices as a window ending now (or at the time jumped to, see ``jump_to``) and
+    data.Filters."""
     label = st.session_state.get("range", "Last 24 hours")
-    window = data.window_for(label, now_tick(step_seconds(ctx, data.TIME_RANGES[label][1])))
+    end = st.session_state.get("as_of") or now_tick(step_seconds(ctx, data.TIME_RANGES[label][1]))
+    window = data.window_for(label, end)
     filters = data.Filters(
         start=window.start,
         end=window.end,
         topics=tuple(st.session_state.get("topics", ())),
         sources=tuple(st.session_state.get("sources", ())),
         include_duplicates=bool(st.session_state.get("include_duplicates", False)),
+        companies=tuple(sorted(watchlist(ctx).keys)) if st.session_state.get("watchlist_only") else (),
     )
     return window, filters
+
+
+def jump_to(when: datetime | None) -> None:
+    """Let every page's window end at ``when`` (the latest data of a replayed history or a quiet weekend)
+    instead of now; None goes back to now."""
+    st.session_state["as_of"] = when
+
+
+def offer_latest(ctx: Context, filters: data.Filters, window: data.Window) -> bool:
+    """When the window is empty but older data exists: say so, with a button that moves the window to end at
+    the latest headline. True when it offered."""
+    latest = fetch(ctx, data.latest_time, filters)
+    if latest is None or latest >= filters.start:
+        return False
+    end = datetime.fromtimestamp(
+        (int(latest.timestamp()) // window.bucket_seconds + 1) * window.bucket_seconds, UTC
+    )
+    st.info(f"No headlines in this time range. The latest data is from {latest:%Y-%m-%d %H:%M} UTC.")
+    st.button("Jump to the latest data", key="jump_latest", type="primary", on_click=jump_to, args=(end,))
+    return True
 
 
 def ticker_param(value: object) -> str:
@@ -162,6 +205,26 @@ def ticker_param(value: object) -> str:
     such as ``[login](https://evil)`` must never reach a label or a Markdown element)."""
     symbol = str(value or "").strip().lstrip("$").upper()
     return symbol if TICKER_RE.fullmatch(symbol) else ""
+
+
+def company_param(ctx: Context, value: object) -> str:
+    """A ``?company=`` value from the URL, kept only when it is an entity key with stored headlines (the link
+    can be crafted: anything else is dropped before it reaches a label)."""
+    key = data.entity_key(str(value or ""))[:64]
+    if not key:
+        return ""
+    found = fetch(ctx, data.find_companies, key)
+    return key if key in set(found["key"]) else ""
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def _watchlist(path: str | None) -> Watchlist:
+    return read_watchlist(path)
+
+
+def watchlist(ctx: Context) -> Watchlist:
+    """The companies of ``FINPULSE_ENTITIES_WATCHLIST`` (re-read every minute; empty when none is set)."""
+    return _watchlist(ctx.settings.entities.watchlist)
 
 
 def literal(text: object) -> str:

@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "training.cli",  # train, evaluate, classify, model
     "monitor.alerts.cli",  # scheduler, alerts, bench nab
     "dashboards.cli",  # dashboard
+    "monitor.analyst_cli",  # explain, feedback export
 )
 
 

@@ -169,6 +169,9 @@ class AlertSettings(_Section):
     """FINPULSE_ALERTS_LOCK_NAME: database lock that lets one scheduler send (others wait)."""
     lock_lease_seconds: int = Field(default=300, ge=5)
     """FINPULSE_ALERTS_LOCK_LEASE_SECONDS: SQLite lock row lease; a crashed holder's lock expires after it."""
+    explain_words: int = Field(default=3, ge=0, le=10)
+    """FINPULSE_ALERTS_EXPLAIN_WORDS: words shown per top headline of a message, the ones that drove its
+    sentiment (monitor/explain.py; the scheduler loads FINPULSE_MODEL_PATH on first use; 0 = off)."""
 
 
 class DashboardSettings(_Section):

@@ -124,6 +124,24 @@ alerts = sa.Table(
     sa.Index("ix_alerts_key_window", "key_kind", "key_value", "window_end"),
 )
 
+# Analysts' corrections of stored tags (the dashboard's Headlines page). Never changes news_tags: the model's
+# answer stays what it was; ``finpulse feedback export`` turns the latest correction per item into training data.
+feedback = sa.Table(
+    "feedback",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("item_id", sa.String(200), sa.ForeignKey("news_items.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("text", sa.Text, nullable=False),  # what the model read (the title) when it was corrected
+    sa.Column("old_sentiment", sa.String(16)),
+    sa.Column("new_sentiment", sa.String(16)),  # NULL: the sentiment was not corrected
+    sa.Column("old_topic", sa.String(64)),
+    sa.Column("new_topic", sa.String(64)),  # NULL: the topic was not corrected
+    sa.Column("model_version", sa.String(100)),
+    sa.Column("analyst", sa.String(100), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Index("ix_feedback_item", "item_id", "created_at"),
+)
+
 locks = sa.Table(
     "locks",
     metadata,

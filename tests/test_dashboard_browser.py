@@ -119,10 +119,12 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
     driver.quit()
 
 
-def open_page(driver: WebDriver, served: Served, path: str, charts: int = 0, text: str = "") -> None:
+def open_page(
+    driver: WebDriver, served: Served, path: str, charts: int = 0, text: str = "", timeout: float = 60
+) -> None:
     """Load a page and wait until it has rendered: its charts drawn, ``text`` shown, no script running."""
     driver.get(f"{served.base}/{path}")
-    wait = WebDriverWait(driver, 60)
+    wait = WebDriverWait(driver, timeout)
     wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, '[data-testid="stMainBlockContainer"] h1')))
     if charts:
         wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, CHART)) >= charts)

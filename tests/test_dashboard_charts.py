@@ -53,3 +53,11 @@ def test_ticker_trend_spans_the_whole_window() -> None:
     ]
     centre = (T0 + timedelta(minutes=30)).tz_localize(None)  # Plotly keeps UTC times as naive values
     assert pd.Timestamp(fig.data[0].x[0]) == centre  # the bar sits in the middle of its bucket
+
+
+def test_every_share_chart_shows_its_volume() -> None:
+    fig = charts.share_with_alerts(shares(), pd.DataFrame())
+    volume = next(t for t in fig.data if t.type == "bar")
+    assert list(volume.y) == [12, 1] and volume.yaxis == "y2"  # 12 headlines, then 1
+    heat = charts.share_heatmap(shares()).data[0]
+    assert heat.text[1][0] == 8 and heat.texttemplate == "%{text:.0f}"  # Energy | Oil's first cell: 8 items

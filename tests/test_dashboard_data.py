@@ -134,7 +134,7 @@ def test_headlines_newest_first_paginated_with_tickers(engine: Engine) -> None:
     assert second["title"].tolist() == ["Bank earnings beat", "Crude rallies"]
     assert total == 5
     assert first["tickers"].tolist() == ["", "JPM"]
-    assert list(first.columns) == [*HEADLINE_COLUMNS, "tickers"]
+    assert list(first.columns) == [*HEADLINE_COLUMNS, "tickers", "corrected"]
 
 
 def test_headline_search_is_literal_and_case_insensitive(engine: Engine) -> None:

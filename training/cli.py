@@ -53,6 +53,11 @@ def _cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     from training.evaluate import evaluate_file, format_report
 
     settings = _model_settings(args, settings)
+    if args.compare:
+        from training.evaluate import compare_models
+
+        print(compare_models(Path(args.data), args.task, settings.model, args.compare, as_json=args.json))
+        return 0
     report = evaluate_file(
         Path(args.data),
         args.task,
@@ -76,6 +81,10 @@ def _cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     }
     if "extra_data" in overrides:
         overrides["extra_data"] = tuple(overrides["extra_data"])
+    if args.feedback:  # analysts' corrections (`finpulse feedback export`): train-only extra data
+        from monitor.feedback import feedback_extra
+
+        overrides["feedback_data"] = feedback_extra(Path(args.feedback))
     config = TrainConfig(**overrides)
     run_training(config, settings.model)
     return 0
@@ -120,6 +129,7 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     p.add_argument("--confusion-png", help="write a confusion-matrix figure here")
     p.add_argument("--calibration-png", help="write a reliability diagram (ECE) here")
+    p.add_argument("--compare", help="a second model (e.g. the one before a fine-tune): both, side by side")
     add_model_options(p)
     p.set_defaults(func=_cmd_evaluate)
 
@@ -129,6 +139,8 @@ def add_commands(sub: Any) -> None:
     )
     p.add_argument("--data-dir", help="folder with the data sets (default FINPULSE_DATA_DIR)")
     p.add_argument("--extra", action="append", dest="extra_data", help="extra CSV/JSONL: TASK:PATH")
+    p.add_argument("--feedback", help="folder of `finpulse feedback export` files (train only, never validation)")
+    p.add_argument("--feedback-weight", type=float, dest="feedback_weight", help="loss weight of a correction")
     p.add_argument("--mode", choices=["lora", "full", "heads-only"])
     p.add_argument("--backbone", help="named GGUF backbone or HF folder (FINPULSE_MODEL_BACKBONE)")
     p.add_argument("--num-layers", type=int, help="keep the first N backbone layers")

@@ -13,6 +13,8 @@ class TrainConfig:
     out_dir: str = str(DEFAULT_MODEL_DIR)
     data_dir: str | None = None  # the shared data sets (None = the FINPULSE_DATA_DIR default)
     extra_data: tuple[str, ...] = ()  # "sentiment:PATH" / "topic:PATH" (text,label CSV/JSONL)
+    feedback_data: tuple[str, ...] = ()  # same form: analysts' corrections, train only (never validation)
+    feedback_weight: float = 4.0  # loss weight of a correction: a few fixes among thousands must still count
     use_shared: bool = True  # FPB + tweet sentiment + tweet topic (carved validation splits)
     use_real: bool = True  # real-headlines-labeled (train split; its val split validates) + our labels
     real_labels: str | None = (

@@ -201,3 +201,34 @@ def evaluate_file(
     if calibration_png is not None:
         plot_calibration(conf, [t == p for t, p in zip(y_true, pred, strict=True)], calibration_png)
     return report
+
+
+def compare_models(path: Path, task: Task, after: ModelSettings, before: str, as_json: bool = False) -> str:
+    """Two models on one labelled file (e.g. exported corrections): accuracy and F1 of each and, per text,
+    the label each gives ("before" = the ``before`` model directory, "after" = ``after``)."""
+    import json
+
+    from monitor.classify import load_classifier
+
+    examples = load_labelled(path, task)
+    texts, y_true = [e.text for e in examples], [e.label for e in examples]
+    runs = {}
+    for name, model in (("before", after.model_copy(update={"path": before})), ("after", after)):
+        report, pred, _ = evaluate_texts(load_classifier(model), texts, y_true, task)
+        runs[name] = (report, pred)
+    if as_json:
+        return json.dumps(
+            {
+                **{name: r.to_dict() for name, (r, _) in runs.items()},
+                "items": [
+                    {"text": t, "label": y, "before": b, "after": a}
+                    for t, y, b, a in zip(texts, y_true, runs["before"][1], runs["after"][1], strict=True)
+                ],
+            }
+        )
+    lines = [f"{path.name} ({task}, {len(texts)} items)", f"{'':8}{'accuracy':>10}{'macro F1':>10}"]
+    lines += [f"{name:8}{r.accuracy:10.3f}{r.macro_f1:10.3f}" for name, (r, _) in runs.items()]
+    lines += ["", f"{'label':24}{'before':24}{'after':24}text"]
+    for t, y, b, a in zip(texts, y_true, runs["before"][1], runs["after"][1], strict=True):
+        lines.append(f"{y:24}{b:24}{a:24}{t[:80]}")
+    return "\n".join(lines)

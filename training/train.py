@@ -68,15 +68,8 @@ def load_examples(config: TrainConfig) -> tuple[list[Example], list[Example], li
     if config.use_shared:
         carved, sources = shared_datasets(data_dir, config.fpb_min_agreement)
         carved = subsample(carved, "tweet-topic", config.max_topic_examples, config.seed)
-    for item in config.extra_data:
-        task, _, path = item.partition(":")
-        if task not in LABELS:
-            raise ValueError(f"--extra expects TASK:PATH with TASK sentiment|topic, got {item!r}")
-        extra = load_labelled(Path(path), task)  # type: ignore[arg-type]
-        carved += extra
-        sources.append(
-            DataSource(Path(path).stem, Path(path).name, file_sha256(Path(path)), "user-supplied", len(extra))
-        )
+    extra, extra_sources = _labelled_files(config.extra_data, "user-supplied")
+    carved, sources = carved + extra, sources + extra_sources
     train, val = split_train_val(carved, config.val_fraction, config.seed) if carved else ([], [])
     if config.use_real:
         real_train, real_val, real_source = real_headlines(data_dir)
@@ -85,8 +78,25 @@ def load_examples(config: TrainConfig) -> tuple[list[Example], list[Example], li
         )
         train, val = train + real_train + ours, val + real_val
         sources += [real_source, ours_source]
+    feedback, feedback_sources = _labelled_files(config.feedback_data, "analyst feedback")
+    feedback = [dataclasses.replace(e, weight=config.feedback_weight) for e in feedback]
+    train, sources = train + feedback, sources + feedback_sources
     held_out = {norm_text(e.text) for e in val}
     return [e for e in train if norm_text(e.text) not in held_out], val, sources
+
+
+def _labelled_files(entries: tuple[str, ...], licence: str) -> tuple[list[Example], list[DataSource]]:
+    """Examples and provenance of ``TASK:PATH`` entries."""
+    examples: list[Example] = []
+    sources: list[DataSource] = []
+    for item in entries:
+        task, _, path = item.partition(":")
+        if task not in LABELS:
+            raise ValueError(f"expected TASK:PATH with TASK sentiment|topic, got {item!r}")
+        found = load_labelled(Path(path), task)  # type: ignore[arg-type]
+        examples += found
+        sources.append(DataSource(Path(path).stem, Path(path).name, file_sha256(Path(path)), licence, len(found)))
+    return examples, sources
 
 
 def warm_start(net: nn.Module, spec: ModelSpec, model_dir: Path) -> None:

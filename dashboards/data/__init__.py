@@ -7,10 +7,13 @@ PostgreSQL. Nothing here imports Streamlit, so it is tested on its own. Pages ca
 """
 
 from dashboards.data.alerts import alert_headlines, alert_state_counts, fired_alerts, with_alert_numbers
-from dashboards.data.base import MAX_ROWS, TIME_RANGES, Filters, Window, safe_url, window_for
+from dashboards.data.base import MAX_ROWS, TIME_RANGES, Filters, Window, entity_key, safe_url, window_for
+from dashboards.data.company import company_alerts, company_topic, find_companies, topic_trend
+from dashboards.data.feedback import item_corrections
 from dashboards.data.headlines import count_headlines, headline_detail, headlines
 from dashboards.data.news import (
     headline_kpis,
+    latest_time,
     list_sources,
     negative_share,
     sentiment_volume,
@@ -33,12 +36,18 @@ __all__ = [
     "Window",
     "alert_headlines",
     "alert_state_counts",
+    "company_alerts",
+    "company_topic",
     "count_headlines",
     "database_size_bytes",
+    "entity_key",
+    "find_companies",
     "fired_alerts",
     "headline_detail",
     "headline_kpis",
     "headlines",
+    "item_corrections",
+    "latest_time",
     "list_sources",
     "missing_tables",
     "negative_share",
@@ -47,6 +56,7 @@ __all__ = [
     "table_stats",
     "ticker_movers",
     "ticker_trend",
+    "topic_trend",
     "window_for",
     "with_alert_numbers",
     "worker_heartbeats_frame",

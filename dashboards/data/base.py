@@ -12,7 +12,8 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from monitor.store import news_items, news_tags
+from monitor.schema import TICKER_RE
+from monitor.store import news_items, news_tags, news_tickers
 
 TIME_RANGES: dict[str, tuple[timedelta, int]] = {
     "Last hour": (timedelta(hours=1), 60),
@@ -42,6 +43,15 @@ class Filters:
     topics: tuple[str, ...] = ()
     sources: tuple[str, ...] = ()
     include_duplicates: bool = False
+    companies: tuple[str, ...] = ()  # entity keys (the watchlist): only headlines naming one of them
+
+
+def entity_key(value: str) -> str:
+    """What an analyst typed, as a ``news_tickers`` key: a ticker symbol upper-cased (``$aapl`` -> ``AAPL``),
+    any other entity key (a provisional ``~Name``, a watchlist key with other characters) as given."""
+    text = value.strip()
+    symbol = text.lstrip("$").upper()
+    return symbol if TICKER_RE.fullmatch(symbol) and not text.startswith("~") else text
 
 
 def window_for(label: str, now: datetime) -> Window:
@@ -78,6 +88,10 @@ def tag_filters(f: Filters, with_time: bool = True) -> list[Any]:
     if f.sources:
         clauses.append(
             news_tags.c.item_id.in_(sa.select(news_items.c.id).where(news_items.c.source.in_(f.sources)))
+        )
+    if f.companies:
+        clauses.append(
+            news_tags.c.item_id.in_(sa.select(news_tickers.c.item_id).where(news_tickers.c.ticker.in_(f.companies)))
         )
     return clauses
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -9,7 +10,8 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from dashboards.data.base import Filters, frame, safe_url, tag_filters
+from dashboards.data.base import Filters, entity_key, frame, safe_url, tag_filters
+from dashboards.data.feedback import corrected_by_item
 from monitor.store import news_items, news_tags, news_tickers
 
 HEADLINE_COLUMNS = (
@@ -24,7 +26,7 @@ def headline_query(
     stmt = (
         sa.select(*columns)
         .select_from(news_items.join(news_tags, news_tags.c.item_id == news_items.c.id))
-        .where(*tag_filters(Filters(f.start, f.end, f.topics, (), f.include_duplicates), with_time=False))
+        .where(*tag_filters(dataclasses.replace(f, sources=()), with_time=False))
     )
     # Both tables carry published_at. A text search has to read titles anyway, so the range goes on
     # news_items (SQLite then reads the table once instead of hopping from the tags index per row).
@@ -39,7 +41,7 @@ def headline_query(
     if ticker:
         stmt = stmt.where(
             news_items.c.id.in_(
-                sa.select(news_tickers.c.item_id).where(news_tickers.c.ticker == ticker.upper())
+                sa.select(news_tickers.c.item_id).where(news_tickers.c.ticker == entity_key(ticker))
             )
         )
     return stmt
@@ -69,7 +71,8 @@ def headlines(
     limit: int = 50,
     offset: int = 0,
 ) -> pd.DataFrame:
-    """One page of matching headlines, newest first, with a ``tickers`` column ("AAPL, MSFT").
+    """One page of matching headlines, newest first, with a ``tickers`` column ("AAPL, MSFT") and a
+    ``corrected`` column (the latest analyst correction, "" when none; the stored tags never change).
 
     ``url`` holds only http(s) links (see ``safe_url``); titles are returned verbatim — pages must render
     them as text.
@@ -87,6 +90,8 @@ def headlines(
     page = frame(conn, stmt, HEADLINE_COLUMNS)
     page["url"] = page["url"].map(safe_url)
     page["tickers"] = page["id"].map(_tickers_by_item(conn, page["id"].tolist())).fillna("")
+    corrected = corrected_by_item(conn, page["id"].tolist())
+    page["corrected"] = [corrected.get(i, "") for i in page["id"]]
     return page
 
 
@@ -126,4 +131,6 @@ def headline_detail(conn: Connection, item_id: str) -> pd.DataFrame:
     row = frame(conn, stmt, DETAIL_COLUMNS)
     row["url"] = row["url"].map(safe_url)
     row["tickers"] = row["id"].map(_tickers_by_item(conn, [item_id])).fillna("")
+    corrected = corrected_by_item(conn, [item_id])
+    row["corrected"] = [corrected.get(i, "") for i in row["id"]]
     return row

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import dataclasses
+from datetime import UTC, datetime
 
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from dashboards.data.base import Filters, Window, bucket_to_time, frame, is_negative, tag_filters
+from dashboards.data.base import Filters, Window, bucket_to_time, entity_key, frame, is_negative, tag_filters
 from monitor.store import epoch_seconds, news_items, news_tags, news_tickers
 
 
@@ -42,7 +43,7 @@ def headline_kpis(conn: Connection, f: Filters, baseline_start: datetime) -> pd.
     """One row: items and negative share in the window, and the same over [baseline_start, f.start)."""
     in_window = news_tags.c.published_at >= f.start
     neg = news_tags.c.sentiment == "negative"
-    widened = Filters(baseline_start, f.end, f.topics, f.sources, f.include_duplicates)
+    widened = dataclasses.replace(f, start=baseline_start)
     stmt = sa.select(
         sa.func.sum(sa.case((in_window, 1), else_=0)),
         sa.func.sum(sa.case((sa.and_(in_window, neg), 1), else_=0)),
@@ -122,7 +123,7 @@ def ticker_trend(conn: Connection, ticker: str, window: Window) -> pd.DataFrame:
             sa.func.avg(news_tags.c.sentiment_score).label("avg_score"),
         )
         .select_from(news_tickers.join(news_tags, news_tags.c.item_id == news_tickers.c.item_id))
-        .where(news_tickers.c.ticker.in_({ticker, ticker.upper()}))  # "~Name" keys keep their case
+        .where(news_tickers.c.ticker == entity_key(ticker))
         .where(news_tickers.c.published_at >= window.start, news_tickers.c.published_at < window.end)
         .where(news_tags.c.is_duplicate.is_(sa.false()))
         .group_by(bucket)
@@ -131,6 +132,18 @@ def ticker_trend(conn: Connection, ticker: str, window: Window) -> pd.DataFrame:
     out = bucket_to_time(frame(conn, stmt, ["bucket", "items", "negative", "avg_score"]))
     out["negative_share"] = out["negative"] / out["items"]
     return out
+
+
+def latest_time(conn: Connection, f: Filters) -> datetime | None:
+    """When the newest headline matching the filters (topics, sources, repeats) before ``f.end`` was
+    published; None when there is none. Lets an empty window offer a jump to the latest data."""
+    stmt = sa.select(sa.func.max(news_tags.c.published_at)).where(
+        *tag_filters(f, with_time=False), news_tags.c.published_at < f.end
+    )
+    value = conn.execute(stmt).scalar_one_or_none()
+    if isinstance(value, str):  # SQLite returns max() of a datetime column as text
+        value = datetime.fromisoformat(value)
+    return None if value is None else (value if value.tzinfo else value.replace(tzinfo=UTC))
 
 
 def list_sources(conn: Connection, limit: int = 500) -> list[str]:

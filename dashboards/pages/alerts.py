@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboards import data, ui
+from dashboards.app import PAGE_DIR
 
 ctx = ui.context()
 st.title("Alerts")
@@ -67,6 +68,9 @@ def headlines_behind(alert: pd.Series) -> None:
         alert["window_start"].to_pydatetime(),
         alert["window_end"].to_pydatetime(),
     )
+    if alert["key_kind"] == "ticker":
+        st.page_link(PAGE_DIR / "company.py", label=ui.literal(f"Company page: {alert['key_value']}"),
+                     icon=":material/business:", query_params={"company": alert["key_value"]})  # fmt: skip
     if isinstance(alert["last_error"], str) and alert["last_error"]:
         st.warning(f"Last delivery error: {ui.literal(alert['last_error'])}")
     if behind.empty:

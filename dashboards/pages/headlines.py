@@ -8,12 +8,13 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboards import data, ui
+from dashboards import data, explain_view, ui
+from dashboards.app import PAGE_DIR
 from monitor.labels import SENTIMENTS
 
 PAGE_SIZE = 50
 GRID_COLUMNS = ["published_at", "source", "title", "url", "topic", "sentiment", "sentiment_score",
-                "sentiment_confidence", "is_duplicate", "tickers"]  # fmt: skip
+                "sentiment_confidence", "is_duplicate", "tickers", "corrected"]  # fmt: skip
 ctx = ui.context()
 st.title("Headlines")
 
@@ -52,9 +53,10 @@ def live_table() -> None:
     event = headline_grid(rows)
     selected = event.selection.rows if event is not None else []
     if selected and selected[0] < len(rows):
-        st.query_params["item"] = str(rows.iloc[selected[0]]["id"])
-    if "item" in st.query_params:
-        details(st.query_params["item"])
+        chosen = str(rows.iloc[selected[0]]["id"])
+        if st.query_params.get("item") != chosen:  # details live outside this fragment (their form must
+            st.query_params["item"] = chosen  # not be redrawn by the live refresh): rerun the page
+            st.rerun()
 
 
 def headline_grid(rows: pd.DataFrame) -> Any:
@@ -74,6 +76,7 @@ def headline_grid(rows: pd.DataFrame) -> Any:
             "sentiment_score": st.column_config.NumberColumn("score", format="%.2f"),
             "sentiment_confidence": st.column_config.ProgressColumn("confidence", min_value=0, max_value=1),
             "is_duplicate": st.column_config.CheckboxColumn("repeat"),
+            "corrected": st.column_config.TextColumn("corrected", help="An analyst's correction (tags unchanged)"),
         },
     )
 
@@ -86,6 +89,7 @@ def details(item_id: str) -> None:
         return
     item = row.iloc[0]
     st.subheader("Details")
+    explain_view.saved_note(str(item["id"]))
     st.text(str(item["title"]))
     fields = {
         "published": f"{item['published_at']:%Y-%m-%d %H:%M:%S} UTC",
@@ -100,6 +104,7 @@ def details(item_id: str) -> None:
         if pd.notna(item["sentiment"])
         else "",
         "tickers": item["tickers"] or "none",
+        "corrected": item["corrected"] or "—",
         "repeat of": item["duplicate_of"] or "—",
         "model": item["model_version"] or "",
         "id": item["id"],
@@ -109,11 +114,29 @@ def details(item_id: str) -> None:
         hide_index=True,
         hide_header=True,
     )
+    for key in [k for k in str(item["tickers"] or "").split(", ") if k]:
+        st.page_link(PAGE_DIR / "company.py", label=ui.literal(f"Company page: {key}"),
+                     icon=":material/business:", query_params={"company": key})  # fmt: skip
     if item["url"]:
         st.link_button("Open article", item["url"])
     if item["body"]:
         with st.expander("Body"):
             st.text(str(item["body"])[:5_000])
+    if pd.notna(item["topic"]):
+        explain_view.show_explanation(ctx, str(item["title"]))
+        explain_view.correction_form(ctx, item)
+        history = ui.fetch(ctx, data.item_corrections, str(item["id"]))
+        if not history.empty:
+            st.caption("Corrections of this headline")
+            st.table(
+                ui.literal_frame(
+                    history[["created_at", "analyst", "old_sentiment", "new_sentiment", "old_topic", "new_topic"]],
+                    ["analyst", "old_sentiment", "new_sentiment", "old_topic", "new_topic"],
+                ),
+                hide_index=True,
+            )
 
 
 live_table()
+if "item" in st.query_params:
+    details(st.query_params["item"])

@@ -57,7 +57,8 @@ def live_overview() -> None:
 
     volume = ui.fetch(ctx, data.sentiment_volume, filters, window.bucket_seconds)
     if volume.empty:
-        ui.empty_note("classified headlines")
+        if not ui.offer_latest(ctx, filters, window):
+            ui.empty_note("classified headlines")
         return
     left, right = st.columns(2)
     left.plotly_chart(volume_chart(volume), width="stretch", key="volume_chart")

@@ -99,7 +99,9 @@ def _run_once(args: argparse.Namespace, settings: Settings) -> int:
     from monitor.alerts.notifiers import WebhookSender, parse_webhooks
     from monitor.alerts.scheduler import guarded_run
     from monitor.alerts.service import AlertService
+    from monitor.alerts.words import lazy_explainer
     from monitor.store import init_db, make_engine
+    from monitor.watchlist import read_watchlist
 
     engine = make_engine(settings.database.url)
     init_db(engine)
@@ -109,7 +111,13 @@ def _run_once(args: argparse.Namespace, settings: Settings) -> int:
     )
     try:
         report = guarded_run(
-            AlertService(engine, settings.alerts, parse_webhooks(settings.alerts), sender),
+            AlertService(
+                engine,
+                settings.alerts,
+                parse_webhooks(settings.alerts, read_watchlist(settings.entities.watchlist).keys),
+                sender,
+                explainer=lazy_explainer(settings.model, settings.alerts.explain_words),
+            ),
             lock,
             datetime.now(UTC),
         )

@@ -42,7 +42,7 @@ WebhookKind = Literal["slack", "json"]
 SEVERITY_EMOJI = {"warning": ":warning:", "high": ":rotating_light:", "critical": ":fire:"}
 SLACK_SECTION_LIMIT = 3000  # characters of mrkdwn text per section block; Slack answers 400 beyond it
 MAX_RETRY_AFTER_SECONDS = 86_400.0  # a receiver asking for more (or for inf) is taken to mean a day
-WEBHOOK_KEYS = frozenset({"url", "kind", "topics", "tickers"})
+WEBHOOK_KEYS = frozenset({"url", "kind", "topics", "tickers", "watchlist"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,8 +67,10 @@ class Webhook:
         return False
 
 
-def parse_webhooks(settings: AlertSettings) -> list[Webhook]:
-    """Webhooks from ``FINPULSE_ALERTS_WEBHOOKS`` (JSON list) plus ``FINPULSE_ALERTS_SLACK_WEBHOOK_URL``."""
+def parse_webhooks(settings: AlertSettings, watchlist: frozenset[str] = frozenset()) -> list[Webhook]:
+    """Webhooks from ``FINPULSE_ALERTS_WEBHOOKS`` (JSON list) plus ``FINPULSE_ALERTS_SLACK_WEBHOOK_URL``. An
+    entry with ``"watchlist": true`` also receives the alerts on every company of ``watchlist`` (the keys of
+    ``FINPULSE_ENTITIES_WATCHLIST``)."""
     hooks: list[Webhook] = []
     raw = (
         settings.webhooks.get_secret_value()
@@ -82,7 +84,7 @@ def parse_webhooks(settings: AlertSettings) -> list[Webhook]:
     if not isinstance(entries, list):
         raise ConfigError("FINPULSE_ALERTS_WEBHOOKS must be a JSON list of objects")
     for i, entry in enumerate(entries):
-        hooks.append(_webhook_from(entry, f"FINPULSE_ALERTS_WEBHOOKS[{i}]"))
+        hooks.append(_webhook_from(entry, f"FINPULSE_ALERTS_WEBHOOKS[{i}]", watchlist))
     if settings.slack_webhook_url is not None:
         hooks.append(Webhook(settings.slack_webhook_url, "slack"))
     return hooks
@@ -95,7 +97,7 @@ def _names(entry: dict[str, Any], key: str, where: str) -> list[str]:
     return [v.strip() for v in value]
 
 
-def _webhook_from(entry: Any, where: str) -> Webhook:
+def _webhook_from(entry: Any, where: str, watchlist: frozenset[str] = frozenset()) -> Webhook:
     """One validated webhook entry; every mistake is a ConfigError naming the entry and the field."""
     if not isinstance(entry, dict) or not isinstance(entry.get("url"), str):
         raise ConfigError(f"{where} needs a string 'url'")
@@ -114,6 +116,10 @@ def _webhook_from(entry: Any, where: str) -> Webhook:
             f"{where}.topics: unknown topic(s) {', '.join(unknown_topics)}; known: {', '.join(TOPICS)}"
         )
     tickers = [t.upper().lstrip("$") for t in _names(entry, "tickers", where)]
+    if entry.get("watchlist") is True:
+        if not watchlist:
+            raise ConfigError(f"{where}.watchlist: no watchlist companies (set FINPULSE_ENTITIES_WATCHLIST)")
+        tickers += [k.upper() for k in watchlist]
     return Webhook(SecretStr(entry["url"]), kind, frozenset(topics), frozenset(tickers))
 
 
@@ -147,6 +153,13 @@ def _slack_link(url: str | None, title: str) -> str:
     return f"• <{safe}|{label}>"
 
 
+def _headline_line(headline: dict[str, Any]) -> str:
+    """A top headline as a link, followed by the words that drove its sentiment when they are known."""
+    line = _slack_link(headline.get("url"), str(headline.get("title", "")))
+    words = [str(w)[:40] for w in headline.get("words") or []][:5]
+    return line + (" — _" + _slack_escape(", ".join(words)).replace("_", " ") + "_" if words else "")
+
+
 def _fit_section(header: str, lines: Sequence[str], limit: int = SLACK_SECTION_LIMIT) -> str:
     """``header`` and as many whole ``lines`` as fit in one section's character limit."""
     text = header if len(header) <= limit - 2 else header[: limit - 3] + "…"
@@ -169,7 +182,7 @@ def slack_payload(alert: StoredAlert, dashboard_url: str) -> dict[str, Any]:
         f"*Negative share*\n{share}",
         f"*Severity*\n{SEVERITY_EMOJI.get(alert.severity, '')} {alert.severity}",
     ]
-    lines = [_slack_link(h.get("url"), str(h.get("title", ""))) for h in d.get("headlines", [])[:5]]
+    lines = [_headline_line(h) for h in d.get("headlines", [])[:5]]
     explanation = _slack_escape(str(d.get("explanation", "")))[: SLACK_SECTION_LIMIT - 1]
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": _title(alert)[:150]}},
@@ -228,9 +241,7 @@ def slack_digest_payload(alerts: Sequence[StoredAlert], dashboard_url: str) -> d
     ]
     if len(ranked) > 15:
         lines.append(f"… and {len(ranked) - 15} more on the dashboard")
-    heads = [
-        _slack_link(h.get("url"), str(h.get("title", ""))) for h in worst.details.get("headlines", [])[:5]
-    ]
+    heads = [_headline_line(h) for h in worst.details.get("headlines", [])[:5]]
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": title[:150]}},
         {"type": "section", "text": {"type": "mrkdwn", "text": _fit_section(lines[0], lines[1:])}},

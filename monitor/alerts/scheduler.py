@@ -24,10 +24,12 @@ from apscheduler.triggers.interval import IntervalTrigger
 from monitor.alerts.locks import DatabaseLock
 from monitor.alerts.notifiers import WebhookSender, parse_webhooks
 from monitor.alerts.service import AlertService, RunReport
+from monitor.alerts.words import lazy_explainer
 from monitor.faults import describe
 from monitor.health import Progress
 from monitor.settings import Settings
 from monitor.store import make_engine, mask_url, wait_for_database
+from monitor.watchlist import read_watchlist
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +79,8 @@ def build_scheduler(job: Callable[[], object], interval_seconds: int) -> Blockin
 
 def run_scheduler(settings: Settings) -> int:
     alerts = settings.alerts
-    hooks = parse_webhooks(alerts)  # a bad webhook config fails here, at start, with a clear message
+    # A bad webhook config (or watchlist file) fails here, at start, with a clear message.
+    hooks = parse_webhooks(alerts, read_watchlist(settings.entities.watchlist).keys)
     engine = make_engine(settings.database.url, echo=settings.database.echo)
     progress = Progress(settings.health.dir, "scheduler")
     progress.fault("starting: waiting for the database")
@@ -92,7 +95,9 @@ def run_scheduler(settings: Settings) -> int:
             "alerts are stored but not posted"
         )
     sender = WebhookSender.from_settings(alerts)
-    service = AlertService(engine, alerts, hooks, sender)
+    service = AlertService(
+        engine, alerts, hooks, sender, explainer=lazy_explainer(settings.model, alerts.explain_words)
+    )
     lease = timedelta(seconds=max(alerts.lock_lease_seconds, 3 * alerts.interval_seconds))
     lock = DatabaseLock(engine, alerts.lock_name, lease)
     scheduler = build_scheduler(lambda: tracked_run(service, lock, progress), alerts.interval_seconds)

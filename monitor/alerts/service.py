@@ -22,6 +22,7 @@ from monitor.alerts.detector import KeyState, bucket_end, bucket_of
 from monitor.alerts.episodes import scan_keys
 from monitor.alerts.notifiers import Webhook, WebhookSender, digest_payload_for, idempotency_key, payload_for
 from monitor.alerts.params import DetectorParams
+from monitor.alerts.words import TitleExplainer, with_top_words
 from monitor.settings import AlertSettings
 
 log = logging.getLogger(__name__)
@@ -131,7 +132,12 @@ def _batches(pending: list[q.StoredAlert], digest_min: int) -> list[list[q.Store
 
 
 def deliver_due(
-    engine: Engine, sender: WebhookSender, hooks: list[Webhook], now: datetime, settings: AlertSettings
+    engine: Engine,
+    sender: WebhookSender,
+    hooks: list[Webhook],
+    now: datetime,
+    settings: AlertSettings,
+    explainer: TitleExplainer | None = None,
 ) -> tuple[int, int]:
     """Post every due alert to the webhooks that route it and have not accepted it yet. Returns (sent, failed).
 
@@ -140,6 +146,7 @@ def deliver_due(
     """
     with engine.connect() as conn:
         due = q.due_alerts(conn, now)
+    due = with_top_words(due, explainer)  # the words behind each top headline (bounded; monitor/alerts/words.py)
     outcome = {a.id: _Outcome(dict(a.deliveries), []) for a in due}
     for hook in hooks:
         routed = [a for a in due if hook.accepts(a)]
@@ -207,11 +214,13 @@ class AlertService:
         hooks: list[Webhook],
         sender: WebhookSender,
         params: DetectorParams | None = None,
+        explainer: TitleExplainer | None = None,
     ) -> None:
         self.engine, self.settings, self.hooks, self.sender = engine, settings, hooks, sender
         self.params = params or params_from_settings(settings)
+        self.explainer = explainer
 
     def run_once(self, now: datetime) -> RunReport:
         keys, created = detect_new_alerts(self.engine, now, self.params, self.settings)
-        sent, failed = deliver_due(self.engine, self.sender, self.hooks, now, self.settings)
+        sent, failed = deliver_due(self.engine, self.sender, self.hooks, now, self.settings, self.explainer)
         return RunReport(keys=keys, new_alerts=created, sent=sent, failed=failed)
