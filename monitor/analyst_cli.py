@@ -12,13 +12,13 @@ from monitor.settings import Settings
 
 
 def add_commands(sub: Any) -> None:
-    from training.cli import _add_model_flags
+    from monitor.options import add_model_options
 
     p = sub.add_parser("explain", help="the tags of a headline and the words that drove them (occlusion)")
     p.add_argument("text", nargs="+", help="the headline")
     p.add_argument("--top", type=int, default=3, help="words shown per tag")
     p.add_argument("--json", action="store_true", help="one JSON object: every word's weight per tag")
-    _add_model_flags(p)
+    add_model_options(p)
     p.set_defaults(func=_explain)
     add_feedback_commands(sub)
 
