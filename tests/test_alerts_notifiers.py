@@ -42,7 +42,7 @@ def alert(kind: str = "topic", value: str = "Markets") -> StoredAlert:
         severity="high",
         details={
             "count": 42,
-            "baseline": 6.5,
+            "expected": 6.5,
             "z": 9.1,
             "p_value": 1.2e-12,
             "share": 0.71,
@@ -90,7 +90,7 @@ def test_slack_message_is_block_kit_with_numbers_headlines_and_dashboard_link(
     types = [b["type"] for b in body["blocks"]]
     assert types[0] == "header" and "context" in types
     fields = " ".join(f["text"] for f in body["blocks"][1]["fields"])
-    assert "42 vs usual 6.5" in fields and "9.1" in fields and "71% of 59" in fields
+    assert "42 vs 6.5 expected" in fields and "9.1" in fields and "71% of 59" in fields
     text = str(body["blocks"])
     assert "<https://news.example/1|Bank &lt;X&gt; fails &amp; markets slide>" in text  # escaped for mrkdwn
     assert "• No link here" in text

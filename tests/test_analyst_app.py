@@ -29,7 +29,7 @@ def company_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     seed.seed_demo(engine, 600, now - timedelta(minutes=5), span=timedelta(days=1))
     seed.seed_known(engine, now)
     with engine.begin() as conn:
-        conn.execute(alerts.insert(), [seed.demo_alert(now, "ticker", "UMBR", "sent", 0)])
+        conn.execute(alerts.insert(), [seed.demo_alert(now, "ticker", "UMBR", "sent", 2)])
     engine.dispose()
     return url
 
