@@ -151,7 +151,8 @@ def test_provisional_state_is_bounded(linker: EntityLinker) -> None:
 def test_backtest_series_get_entity_keys(linker: EntityLinker) -> None:
     import pandas as pd
 
-    from monitor.alerts.backtest import attach_entities, build_series
+    from monitor.alerts.backtest import attach_entities, story_rows
+    from monitor.alerts.counting import count_keys
     from monitor.alerts.queries import AlertKey
 
     texts = ["Boeing shares fall after crash", "Boeing grounds 737 MAX jets", "Oil slips", "Boeing's CEO apologises"]
@@ -161,5 +162,5 @@ def test_backtest_series_get_entity_keys(linker: EntityLinker) -> None:
     })  # fmt: skip
     linked = attach_entities(frame, linker, EmergingNames())
     assert list(linked["entities"]) == [("BA",), ("BA",), (), ("BA",)]
-    series, index = build_series(linked, 3600, ticker_min_volume=3)
-    assert list(index[AlertKey("ticker", "BA")]) == [0, 1, 3]
+    counts = count_keys(story_rows(linked), 3600)
+    assert list(counts.members[AlertKey("ticker", "BA")]) == [0, 1, 3]
