@@ -31,7 +31,9 @@ def timed(fn: object) -> tuple[float, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
     parser.add_argument("--headlines", type=int, default=100_000)
     parser.add_argument("--errors", action="store_true", help="print every headline the linker got wrong")
@@ -42,11 +44,15 @@ def main() -> None:
     cases = load_checkset(args.data_dir)
     link = lambda text: [e.key for e in linker.link(text)]  # noqa: E731
     every, known = score(cases, link), score(cases, link, known_only=True)
-    print(f"check set: {every.headlines} headlines, {sum(len(c.expected) for c in cases)} labelled companies "
-          f"({sum(1 for c in cases if not c.expected)} headlines with none)")
+    print(
+        f"check set: {every.headlines} headlines, {sum(len(c.expected) for c in cases)} labelled companies "
+        f"({sum(1 for c in cases if not c.expected)} headlines with none)"
+    )
     for name, s in (("all", every), ("known", known)):
-        print(f"  {name:<5}  precision {s.precision:.3f}  recall {s.recall:.3f}  "
-              f"(tp {s.true_positives}, fp {s.false_positives}, fn {s.false_negatives})")
+        print(
+            f"  {name:<5}  precision {s.precision:.3f}  recall {s.recall:.3f}  "
+            f"(tp {s.true_positives}, fp {s.false_positives}, fn {s.false_negatives})"
+        )
     if args.errors:
         for text, missed, wrong in every.errors:
             print(f"    missed {list(missed)} wrong {list(wrong)}: {text}")
@@ -56,8 +62,10 @@ def main() -> None:
     t0 = datetime(2020, 1, 1, tzinfo=UTC)
     stories = [Story(t, story_key(t), t0 + timedelta(minutes=i)) for i, t in enumerate(batch)]
     per = 10_000 / len(batch)
-    print(f"dictionary: {len(linker.dictionary.surfaces)} surfaces, {len(linker.dictionary.names)} keys; "
-          f"built in {build_cpu:.2f} s CPU ({build_wall:.2f} s wall)")
+    print(
+        f"dictionary: {len(linker.dictionary.surfaces)} surfaces, {len(linker.dictionary.names)} keys; "
+        f"built in {build_cpu:.2f} s CPU ({build_wall:.2f} s wall)"
+    )
     cpu, wall = timed(lambda: linker.link_many(batch))
     print(f"linking {len(batch)} headlines: {cpu * per:.3f} s CPU per 10k ({wall * per:.3f} s wall per 10k)")
     load_cpu, load_wall = timed(place_names)  # once per process, before the first emerging name

@@ -44,22 +44,38 @@ def headlines(n: int) -> list[str]:
 
 
 def run_once(bootstrap: str, n: int, model: str, batch_size: int, tag: str) -> dict[str, float]:
-    kafka = KafkaSettings(bootstrap=bootstrap, topic_raw=f"bench-raw-{tag}", topic_tagged=f"bench-tagged-{tag}",
-                          topic_dlq=f"bench-dlq-{tag}", group=f"bench-{tag}", session_timeout_ms=6000,
-                          heartbeat_interval_ms=1000, partitions=4)
+    kafka = KafkaSettings(
+        bootstrap=bootstrap,
+        topic_raw=f"bench-raw-{tag}",
+        topic_tagged=f"bench-tagged-{tag}",
+        topic_dlq=f"bench-dlq-{tag}",
+        group=f"bench-{tag}",
+        session_timeout_ms=6000,
+        heartbeat_interval_ms=1000,
+        partitions=4,
+    )
     db = Path(tempfile.mkdtemp()) / "bench.db"
     base = Settings()
-    settings = base.model_copy(update={
-        "kafka": kafka,
-        "database": base.database.model_copy(update={"url": f"sqlite:///{db}"}),
-        "worker": base.worker.model_copy(update={"batch_size": batch_size, "max_wait_ms": 200, "metrics_port": 0}),
-    })
+    settings = base.model_copy(
+        update={
+            "kafka": kafka,
+            "database": base.database.model_copy(update={"url": f"sqlite:///{db}"}),
+            "worker": base.worker.model_copy(
+                update={"batch_size": batch_size, "max_wait_ms": 200, "metrics_port": 0}
+            ),
+        }
+    )
     clf = load_classifier(ModelSettings(path=model), long_running=True)  # as `finpulse worker`: compiled
     ensure_topics(kafka, {kafka.topic_raw: 4})
     producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20)
     t0 = datetime(2024, 1, 1, tzinfo=UTC)
     for i, title in enumerate(headlines(n)):
-        item = {"id": f"b{i}", "title": title, "source": "bench", "published_at": (t0 + timedelta(seconds=i)).isoformat()}
+        item = {
+            "id": f"b{i}",
+            "title": title,
+            "source": "bench",
+            "published_at": (t0 + timedelta(seconds=i)).isoformat(),
+        }
         producer.send(kafka.topic_raw, key=str(i).encode(), value=json.dumps(item).encode())
     producer.flush()
     producer.close()
@@ -70,7 +86,11 @@ def run_once(bootstrap: str, n: int, model: str, batch_size: int, tag: str) -> d
     # Clock starts at the first stored batch (excludes the group join).
     while worker.stats.batches == 0:
         time.sleep(0.01)
-    start, first_items, model_s0 = time.monotonic(), worker.stats.items, worker.metrics.model_seconds._value.get()
+    start, first_items, model_s0 = (
+        time.monotonic(),
+        worker.stats.items,
+        worker.metrics.model_seconds._value.get(),
+    )
     while worker.stats.items < n:
         time.sleep(0.02)
     elapsed = time.monotonic() - start
@@ -81,8 +101,13 @@ def run_once(bootstrap: str, n: int, model: str, batch_size: int, tag: str) -> d
         stored = conn.execute(sa.select(sa.func.count()).select_from(news_items)).scalar_one()
     assert stored == n, stored
     done = n - first_items
-    return {"items": done, "seconds": elapsed, "items_per_s": done / elapsed,
-            "model_share": model_s / elapsed, "outside_model_share": 1 - model_s / elapsed}
+    return {
+        "items": done,
+        "seconds": elapsed,
+        "items_per_s": done / elapsed,
+        "model_share": model_s / elapsed,
+        "outside_model_share": 1 - model_s / elapsed,
+    }
 
 
 def main() -> None:
@@ -95,12 +120,16 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     with embedded_broker() as broker:
         noop = run_once(broker.bootstrap, args.items, "noop", args.batch_size, "noop")
-        print(f"no-op model : {noop['items']:.0f} items in {noop['seconds']:.1f}s = "
-              f"{noop['items_per_s']:.0f} items/s (broker + decode + SQLite upsert + tagged publish + commit)")
+        print(
+            f"no-op model : {noop['items']:.0f} items in {noop['seconds']:.1f}s = "
+            f"{noop['items_per_s']:.0f} items/s (broker + decode + SQLite upsert + tagged publish + commit)"
+        )
         real = run_once(broker.bootstrap, args.model_items, args.model, args.batch_size, "model")
-        print(f"model {Path(args.model).name}: {real['items']:.0f} items in {real['seconds']:.1f}s = "
-              f"{real['items_per_s']:.1f} items/s; time in model {real['model_share']:.1%}, "
-              f"outside the model {real['outside_model_share']:.1%}")
+        print(
+            f"model {Path(args.model).name}: {real['items']:.0f} items in {real['seconds']:.1f}s = "
+            f"{real['items_per_s']:.1f} items/s; time in model {real['model_share']:.1%}, "
+            f"outside the model {real['outside_model_share']:.1%}"
+        )
     print(json.dumps({"noop": noop, "model": real, "model_path": args.model}, indent=1))
 
 

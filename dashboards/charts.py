@@ -153,7 +153,10 @@ def ticker_trend(trend: pd.DataFrame, ticker: str, window: Window) -> go.Figure:
 def company_vs_topic(company: pd.DataFrame, topic: pd.DataFrame, key: str, topic_name: str) -> go.Figure:
     """Negative share of one company against its topic's, per bucket, each with its volume (bars)."""
     fig = make_subplots(specs=[[{"secondary_y": True}]])
-    for frame_, name, colour, bar in ((company, key, "#d62728", "#f4b6b6"), (topic, topic_name, "#1f77b4", "#c6dbef")):
+    for frame_, name, colour, bar in (
+        (company, key, "#d62728", "#f4b6b6"),
+        (topic, topic_name, "#1f77b4", "#c6dbef"),
+    ):
         fig.add_trace(go.Bar(x=frame_["bucket"], y=frame_["items"], name=f"{name}: headlines", marker_color=bar,
                              opacity=0.6), secondary_y=True)  # fmt: skip
         share = frame_["negative_share"].where(frame_["items"] >= MIN_POINT_ITEMS)

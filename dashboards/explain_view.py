@@ -32,7 +32,7 @@ def highlighted_html(head: HeadExplanation, text: str, k: int = 3) -> str:
         out.append(
             f'<mark class="finpulse-why" title="{w.weight:+.3f}" '
             f'style="background: rgba({rgb},{alpha:.2f}); padding: 0 2px; border-radius: 3px">'
-            f"{html.escape(text[start:w.end])}</mark>"
+            f"{html.escape(text[start : w.end])}</mark>"
         )
         last = w.end
     out.append(html.escape(text[last:]))
@@ -67,8 +67,10 @@ def show_explanation(ctx: ui.Context, title: str) -> None:
             f"{highlighted_html(head, e.text)}"
             f'<div style="color: #666; font-size: 0.85em">{html.escape(words)}</div></div>'
         )
-    st.caption("Computed on demand with the current model; a weight is the fall of the tag's probability "
-               "when that word is left out.")
+    st.caption(
+        "Computed on demand with the current model; a weight is the fall of the tag's probability "
+        "when that word is left out."
+    )
 
 
 def correction_form(ctx: ui.Context, item: Any) -> None:
@@ -108,4 +110,6 @@ def _index(labels: tuple[str, ...], label: object) -> int:
 def saved_note(item_id: str) -> None:
     """Confirm a correction saved by the previous run of the page."""
     if st.session_state.pop("correction_saved", None) == item_id:
-        st.success("Correction saved. The stored tags are unchanged; `finpulse feedback export` trains on it.")
+        st.success(
+            "Correction saved. The stored tags are unchanged; `finpulse feedback export` trains on it."
+        )

@@ -51,10 +51,13 @@ def run_all(settings: Settings, port: int | None = None, model: str | None = Non
         wanted = int(settings.kafka.bootstrap.split(",")[0].rsplit(":", 1)[-1])
         port = wanted if not port_open("127.0.0.1", wanted) else free_port()
     broker = start_broker(port)
-    env = {**os.environ, "FINPULSE_KAFKA_BOOTSTRAP": broker.bootstrap,
-           "FINPULSE_DATABASE_URL": url_text(settings.database.url),
-           # The demo stream needs a few items/s: skip the worker's torch.compile warm-up unless asked.
-           "FINPULSE_MODEL_COMPILE": os.environ.get("FINPULSE_MODEL_COMPILE", "off")}
+    env = {
+        **os.environ,
+        "FINPULSE_KAFKA_BOOTSTRAP": broker.bootstrap,
+        "FINPULSE_DATABASE_URL": url_text(settings.database.url),
+        # The demo stream needs a few items/s: skip the worker's torch.compile warm-up unless asked.
+        "FINPULSE_MODEL_COMPILE": os.environ.get("FINPULSE_MODEL_COMPILE", "off"),
+    }
     stop = stop_on_signals()
     children: list[tuple[str, subprocess.Popen[bytes]]] = []
     try:
@@ -63,10 +66,13 @@ def run_all(settings: Settings, port: int | None = None, model: str | None = Non
             children.append((name, subprocess.Popen(cmd, env=env, start_new_session=True)))
             log.info("started %s (pid %d)", name, children[-1][1].pid)
         names = ", ".join(n for n, _ in children)
-        print(f"\nFinPulse is running: broker {broker.bootstrap}, database {mask_url(settings.database.url)}\n"
-              f"  components: {names}\n"
-              f"  dashboard:  http://localhost:{settings.dashboard.port}\n"
-              f"  Ctrl-C stops everything.\n", flush=True)
+        print(
+            f"\nFinPulse is running: broker {broker.bootstrap}, database {mask_url(settings.database.url)}\n"
+            f"  components: {names}\n"
+            f"  dashboard:  http://localhost:{settings.dashboard.port}\n"
+            f"  Ctrl-C stops everything.\n",
+            flush=True,
+        )
         while not stop.is_set():
             if not broker.alive():
                 log.error("broker exited; stopping")

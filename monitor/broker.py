@@ -77,15 +77,25 @@ def start_broker(port: int = 9092, startup_timeout: float = 15.0, quiet: bool = 
     if port_open("127.0.0.1", port):
         raise BrokerError(f"port {port} on 127.0.0.1 is already in use; choose another with --port")
     url = f"tcp://127.0.0.1:{port}"
-    cmd = [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url,
-           "--storage-engine", "memory://tansu/"]
+    cmd = [
+        str(tansu_binary()),
+        "broker",
+        "--listener-url",
+        url,
+        "--advertised-listener-url",
+        url,
+        "--storage-engine",
+        "memory://tansu/",
+    ]
     if quiet:
         cmd.insert(2, "--silent")
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + startup_timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise BrokerError(f"Tansu exited with code {proc.returncode} during start-up (port {port} taken?)")
+            raise BrokerError(
+                f"Tansu exited with code {proc.returncode} during start-up (port {port} taken?)"
+            )
         if port_open("127.0.0.1", port):
             time.sleep(0.1)
             if proc.poll() is None:
@@ -109,7 +119,9 @@ def serve_forever(port: int) -> int:
     """``finpulse broker``: run until Ctrl-C / SIGTERM, then stop the broker."""
     broker = start_broker(port)
     stop = stop_on_signals()
-    print(f"FinPulse embedded Kafka broker on {broker.bootstrap} (memory storage). Ctrl-C to stop.", flush=True)
+    print(
+        f"FinPulse embedded Kafka broker on {broker.bootstrap} (memory storage). Ctrl-C to stop.", flush=True
+    )
     try:
         while not stop.is_set():
             if not broker.alive():

@@ -24,7 +24,9 @@ COMMAND_MODULES = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="finpulse", description="FinPulse: streaming financial-news sentiment")
+    parser = argparse.ArgumentParser(
+        prog="finpulse", description="FinPulse: streaming financial-news sentiment"
+    )
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ERROR")
     parser.add_argument("--bootstrap", help="Kafka bootstrap servers (FINPULSE_KAFKA_BOOTSTRAP)")
     parser.add_argument("--database-url", help="SQLAlchemy URL (FINPULSE_DATABASE_URL)")

@@ -87,7 +87,12 @@ def candidates(text: str, linker: EntityLinker) -> tuple[Candidate, ...]:
         if len(run) == 1 and _is_place_or_stop(run[0], linker):
             continue
         name = " ".join(run)
-        if not run or len(run) > MAX_NAME_WORDS or all(t.lower() in ORG_WORDS for t in run) or fold(name).strip() in linker.surface_texts:
+        if (
+            not run
+            or len(run) > MAX_NAME_WORDS
+            or all(t.lower() in ORG_WORDS for t in run)
+            or fold(name).strip() in linker.surface_texts
+        ):
             continue
         cued = nxt.rstrip(".,") in COMPANY_WORDS or run[-1].lower() in ORG_WORDS
         if (title_case and not cued) or not _could_be_company(tuple(run), sentence_start(text, m.start())):
@@ -102,8 +107,13 @@ def candidates(text: str, linker: EntityLinker) -> tuple[Candidate, ...]:
 def _is_word(token: str, words: frozenset[str]) -> bool:
     """A word of the list, or an inflection of one ("Savers", "Rallies", "Jumped")."""
     w = token.lower()
-    stems = [w, w[:-1] if w.endswith("s") else "", w[:-2] if w.endswith(("es", "ed")) else "",
-             w[:-3] + "y" if w.endswith("ies") else "", w[:-3] if w.endswith("ing") else ""]
+    stems = [
+        w,
+        w[:-1] if w.endswith("s") else "",
+        w[:-2] if w.endswith(("es", "ed")) else "",
+        w[:-3] + "y" if w.endswith("ies") else "",
+        w[:-3] if w.endswith("ing") else "",
+    ]
     return any(s in words or s.capitalize() in words for s in stems if s)
 
 
@@ -196,8 +206,12 @@ def link_stories(
     return out
 
 
-def emerging_from_settings(min_stories: int, window_days: float, enabled: bool = True) -> EmergingNames | None:
+def emerging_from_settings(
+    min_stories: int, window_days: float, enabled: bool = True
+) -> EmergingNames | None:
     """Fresh recurrence state for one process (None when provisional names are switched off)."""
     if not enabled:
         return None
-    return EmergingNames(min_stories=min_stories, min_cued=min(2, min_stories), window=timedelta(days=window_days))
+    return EmergingNames(
+        min_stories=min_stories, min_cued=min(2, min_stories), window=timedelta(days=window_days)
+    )

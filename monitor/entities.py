@@ -32,7 +32,14 @@ from monitor.schema import TICKER_RE, extract_cashtags
 
 MatchSource = Literal["given", "cashtag", "watchlist", "name", "alias", "provisional"]
 # When one item links the same key twice, the strongest evidence is kept (given by the producer first).
-SOURCE_RANK: dict[str, int] = {"given": 0, "cashtag": 1, "watchlist": 2, "name": 3, "alias": 4, "provisional": 5}
+SOURCE_RANK: dict[str, int] = {
+    "given": 0,
+    "cashtag": 1,
+    "watchlist": 2,
+    "name": 3,
+    "alias": 4,
+    "provisional": 5,
+}
 PROVISIONAL_PREFIX = "~"
 MAX_KEY_CHARS = 64  # news_tickers.ticker
 DATA_DIR = Path(__file__).resolve().parent / "data"
@@ -48,7 +55,9 @@ COMPANY_WORDS = frozenset(
     customers outlook forecast guidance valuation q1 q2 q3 q4 beats misses posts reports""".split()
 )
 # Words after a headline's first name that make it the subject of a sentence.
-VERB_WORDS = frozenset("to will says said is was has had may could should would plans cuts sees warns agrees".split())
+VERB_WORDS = frozenset(
+    "to will says said is was has had may could should would plans cuts sees warns agrees".split()
+)
 # A lower-case word before an ambiguous name that makes it a person ("president Ford", "actor Ford").
 PERSON_TITLES = frozenset(
     "mr mrs ms dr president senator sen rep judge actor actress lawyer singer director minister".split()
@@ -161,7 +170,9 @@ def index_surfaces(words: frozenset[str]) -> tuple[dict[str, str], list[Surface]
     return names, surfaces
 
 
-def read_alias_table(path: Path, source: MatchSource, words: frozenset[str]) -> tuple[dict[str, str], list[Surface]]:
+def read_alias_table(
+    path: Path, source: MatchSource, words: frozenset[str]
+) -> tuple[dict[str, str], list[Surface]]:
     """Rows ``key|ticker, name, aliases[, ambiguous]``; ``ambiguous`` = yes/no overrides the word-list rule."""
     if not path.is_file():
         raise ConfigError(f"entity file {path} does not exist")
@@ -172,10 +183,14 @@ def read_alias_table(path: Path, source: MatchSource, words: frozenset[str]) -> 
             key = (row.get("key") or row.get("ticker") or "").strip().lstrip("$")
             name = (row.get("name") or "").strip()
             if not key or not name or len(key) > MAX_KEY_CHARS or key.startswith(PROVISIONAL_PREFIX):
-                raise ConfigError(f"{path}:{n}: each row needs a key (at most {MAX_KEY_CHARS} chars) and a name")
+                raise ConfigError(
+                    f"{path}:{n}: each row needs a key (at most {MAX_KEY_CHARS} chars) and a name"
+                )
             flag = (row.get("ambiguous") or "").strip().lower()
             names[key] = name
-            for text in dict.fromkeys([*useful_variants(name, words), *_split_aliases(row.get("aliases") or "")]):
+            for text in dict.fromkeys(
+                [*useful_variants(name, words), *_split_aliases(row.get("aliases") or "")]
+            ):
                 one_word = " " not in text.strip()
                 amb = (flag == "yes" and one_word) or (flag != "no" and is_ambiguous(text, words))
                 surfaces.append(Surface(text, key, source, amb))
@@ -288,7 +303,9 @@ def _verb_like(after: Sequence[str]) -> bool:
     follows = after[1].lower() if len(after) > 1 else ""
     if w in ("and", "&"):  # "Boots and John Lewis to cut jobs"
         return follows[:1] != "" and after[1][:1].isupper()
-    return w.endswith(("s", "ed", "ing")) and not w.endswith(("ss", "'s", "’s")) and follows not in ("of", "in")
+    return (
+        w.endswith(("s", "ed", "ing")) and not w.endswith(("ss", "'s", "’s")) and follows not in ("of", "in")
+    )
 
 
 def _context_ok(text: str, start: int, end: int, key: str, cashtags: Sequence[str], title_case: bool) -> bool:
@@ -301,8 +318,9 @@ def _context_ok(text: str, start: int, end: int, key: str, cashtags: Sequence[st
     if key in cashtags or (after and _company_word(after[0])):
         return True
     prev, prev_start = _prev_word(text, start)
-    if prev.lower() in PERSON_TITLES or (prev[:1].isupper() and not prev.isupper()
-                                          and not sentence_start(text, prev_start)):
+    if prev.lower() in PERSON_TITLES or (
+        prev[:1].isupper() and not prev.isupper() and not sentence_start(text, prev_start)
+    ):
         return False
     if any(_company_word(w) for w in after):
         return True

@@ -87,7 +87,9 @@ def without(text: str, spans: Sequence[tuple[int, int]]) -> str:
     return " ".join("".join(keep).split())
 
 
-def explain_batch(probabilities: ProbabilityFn, texts: Sequence[str], max_words: int = MAX_WORDS) -> list[Explanation]:
+def explain_batch(
+    probabilities: ProbabilityFn, texts: Sequence[str], max_words: int = MAX_WORDS
+) -> list[Explanation]:
     """Occlusion explanations of ``texts``: all texts and all their one-word-deleted variants in one call."""
     spans = [word_spans(t, max_words) for t in texts]
     variants: list[str] = []

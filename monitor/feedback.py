@@ -68,7 +68,9 @@ FEEDBACK_COLUMNS = ["item_id", "text", "old_sentiment", "new_sentiment", "old_to
 
 def latest_corrections(conn: Connection, item_ids: Sequence[str] | None = None) -> list[dict[str, Any]]:
     """The newest correction per item (of ``item_ids``, or of all items), oldest item first."""
-    newest = sa.select(feedback.c.item_id, sa.func.max(feedback.c.id).label("id")).group_by(feedback.c.item_id)
+    newest = sa.select(feedback.c.item_id, sa.func.max(feedback.c.id).label("id")).group_by(
+        feedback.c.item_id
+    )
     if item_ids is not None:
         newest = newest.where(feedback.c.item_id.in_(list(item_ids)))
     sub = newest.subquery()
@@ -109,4 +111,6 @@ def feedback_extra(folder: Path) -> tuple[str, ...]:
     """``TASK:PATH`` entries (``--extra`` form) for the exported files present in ``folder``."""
     if not folder.is_dir():
         raise FeedbackError(f"feedback folder {folder} does not exist (run `finpulse feedback export`)")
-    return tuple(f"{task}:{folder / name}" for task, name in EXPORT_FILES.items() if (folder / name).is_file())
+    return tuple(
+        f"{task}:{folder / name}" for task, name in EXPORT_FILES.items() if (folder / name).is_file()
+    )

@@ -37,7 +37,9 @@ def retry_connect(
         except (KafkaError, OSError) as exc:
             if max_wait_s is not None and time.monotonic() - started > max_wait_s:
                 raise
-            log.warning("%s: broker not reachable (%s); retrying in %.1fs", what, exc.__class__.__name__, delay)
+            log.warning(
+                "%s: broker not reachable (%s); retrying in %.1fs", what, exc.__class__.__name__, delay
+            )
             if stop is not None:
                 if stop.wait(delay):
                     raise

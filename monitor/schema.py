@@ -190,7 +190,9 @@ class Limits:
     max_future: timedelta = timedelta(days=1)
 
 
-def parse_news(raw: bytes | None, limits: Limits = Limits(), now: datetime | None = None) -> NewsItem | ParseError:
+def parse_news(
+    raw: bytes | None, limits: Limits = Limits(), now: datetime | None = None
+) -> NewsItem | ParseError:
     """Decode one Kafka value into a NewsItem, or say why not. Never raises: any exception in decoding or
     validation becomes a ParseError naming it (``now`` bounds ``published_at``; default: the clock)."""
     try:

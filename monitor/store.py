@@ -73,7 +73,9 @@ news_items = sa.Table(
 news_tags = sa.Table(
     "news_tags",
     metadata,
-    sa.Column("item_id", sa.String(200), sa.ForeignKey("news_items.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column(
+        "item_id", sa.String(200), sa.ForeignKey("news_items.id", ondelete="CASCADE"), primary_key=True
+    ),
     sa.Column("published_at", UTCDateTime(), nullable=False),
     sa.Column("is_duplicate", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("topic", sa.String(64), nullable=False),
@@ -90,7 +92,9 @@ news_tags = sa.Table(
 news_tickers = sa.Table(
     "news_tickers",
     metadata,
-    sa.Column("item_id", sa.String(200), sa.ForeignKey("news_items.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column(
+        "item_id", sa.String(200), sa.ForeignKey("news_items.id", ondelete="CASCADE"), primary_key=True
+    ),
     sa.Column("ticker", sa.String(64), primary_key=True),  # entity key: symbol, watchlist key or "~Name"
     sa.Column("published_at", UTCDateTime(), nullable=False),
     # given | cashtag | watchlist | name | alias | provisional (monitor/entities.py)
@@ -188,14 +192,18 @@ def _migrate(conn: Connection) -> None:
     inspector = sa.inspect(conn)
     columns = {c["name"]: c for c in inspector.get_columns("news_tickers")}
     if "source" not in columns:
-        conn.execute(sa.text("ALTER TABLE news_tickers ADD COLUMN source VARCHAR(16) NOT NULL DEFAULT 'cashtag'"))
+        conn.execute(
+            sa.text("ALTER TABLE news_tickers ADD COLUMN source VARCHAR(16) NOT NULL DEFAULT 'cashtag'")
+        )
     length = getattr(columns["ticker"]["type"], "length", None)
     if conn.dialect.name == "postgresql" and length is not None and length < 64:
         if "tagged_news" in inspector.get_view_names():
             conn.execute(sa.text("DROP VIEW tagged_news"))
         conn.execute(sa.text("ALTER TABLE news_tickers ALTER COLUMN ticker TYPE VARCHAR(64)"))
     views = sa.inspect(conn).get_view_names()
-    if "tagged_news" in views and "entities" not in {c["name"] for c in sa.inspect(conn).get_columns("tagged_news")}:
+    if "tagged_news" in views and "entities" not in {
+        c["name"] for c in sa.inspect(conn).get_columns("tagged_news")
+    }:
         conn.execute(sa.text("DROP VIEW tagged_news"))
         views = []
     if "tagged_news" not in views:
@@ -292,8 +300,9 @@ def wait_for_database(engine: Engine, stop: threading.Event, what: str = "databa
         except StoreError as exc:
             import logging
 
-            logging.getLogger(__name__).warning("%s not ready (%s); retrying in %.1fs", what,
-                                                str(exc).splitlines()[0][:200], delay)
+            logging.getLogger(__name__).warning(
+                "%s not ready (%s); retrying in %.1fs", what, str(exc).splitlines()[0][:200], delay
+            )
         if stop.wait(delay):
             break
         delay = min(30.0, delay * 2)
@@ -341,8 +350,11 @@ def _earlier_stories(
     rows = conn.execute(
         sa.select(news_items.c.story_key, news_items.c.id, news_items.c.published_at)
         .where(news_items.c.story_key.in_({story_key(i.title) for i in fresh}))
-        .where(news_items.c.published_at.between(min(i.published_at for i in fresh) - window,
-                                                 max(i.published_at for i in fresh) + window))
+        .where(
+            news_items.c.published_at.between(
+                min(i.published_at for i in fresh) - window, max(i.published_at for i in fresh) + window
+            )
+        )
         .where(news_items.c.is_duplicate.is_(sa.false()))
         .order_by(news_items.c.published_at)
     )
@@ -401,7 +413,9 @@ def write_batch(
     dups = find_duplicates(fresh, _earlier_stories(conn, fresh, duplicate_window), duplicate_window)
     inserted = set(
         conn.execute(
-            _insert(conn, news_items).on_conflict_do_nothing(index_elements=["id"]).returning(news_items.c.id),
+            _insert(conn, news_items)
+            .on_conflict_do_nothing(index_elements=["id"])
+            .returning(news_items.c.id),
             [_item_row(i, dups, now) for i in fresh],
         ).scalars()
     )

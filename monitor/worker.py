@@ -107,12 +107,20 @@ class Worker:
         self.metrics = metrics or WorkerMetrics()
         self.stop = stop or threading.Event()
         w = settings.worker
-        self.limits = Limits(w.max_message_bytes, w.max_title_chars, w.max_body_chars, w.max_tickers,
-                             w.earliest_published_at, timedelta(hours=w.max_future_hours))
+        self.limits = Limits(
+            w.max_message_bytes,
+            w.max_title_chars,
+            w.max_body_chars,
+            w.max_tickers,
+            w.earliest_published_at,
+            timedelta(hours=w.max_future_hours),
+        )
         self.window = timedelta(hours=w.duplicate_window_hours)
         e = settings.entities
         self.linker = load_linker(e.watchlist)  # pure CPU per batch; built once per process
-        self.emerging = emerging_from_settings(e.provisional_min_stories, e.provisional_window_days, e.provisional)
+        self.emerging = emerging_from_settings(
+            e.provisional_min_stories, e.provisional_window_days, e.provisional
+        )
         self.worker_id = f"{socket.gethostname()}-{os.getpid()}"
         self.pending: list[RawRecord] = []
         self.stats = WorkerStats()
@@ -128,18 +136,23 @@ class Worker:
     def connect(self) -> None:
         k, w = self.settings.kafka, self.settings.worker
         retry_connect(
-            lambda: ensure_topics(k, {k.topic_raw: k.partitions, k.topic_tagged: k.partitions, k.topic_dlq: 1}),
-            "topic setup", self.stop,
+            lambda: ensure_topics(
+                k, {k.topic_raw: k.partitions, k.topic_tagged: k.partitions, k.topic_dlq: 1}
+            ),
+            "topic setup",
+            self.stop,
         )
         self.producer = retry_connect(lambda: make_producer(k), "producer", self.stop)
         self.consumer = retry_connect(
             lambda: make_consumer(
                 k,
                 max_poll_records=w.batch_size,
-                max_poll_interval_ms=derive_max_poll_interval_ms(w.batch_size, w.max_wait_ms,
-                                                                 w.seconds_per_item_budget),
+                max_poll_interval_ms=derive_max_poll_interval_ms(
+                    w.batch_size, w.max_wait_ms, w.seconds_per_item_budget
+                ),
             ),
-            "consumer", self.stop,
+            "consumer",
+            self.stop,
         )
         self.consumer.subscribe([k.topic_raw], listener=_Rebalance(self))
         self.poller = SafePoller(self.consumer, self._fault)
@@ -156,9 +169,14 @@ class Worker:
             raise
         assert self.consumer is not None
         self.metrics.up.set(1)
-        log.info("worker %s consuming %s (batch %d, max wait %d ms, model %s)", self.worker_id,
-                 self.settings.kafka.topic_raw, self.settings.worker.batch_size,
-                 self.settings.worker.max_wait_ms, self.classifier.version)
+        log.info(
+            "worker %s consuming %s (batch %d, max wait %d ms, model %s)",
+            self.worker_id,
+            self.settings.kafka.topic_raw,
+            self.settings.worker.batch_size,
+            self.settings.worker.max_wait_ms,
+            self.classifier.version,
+        )
         try:
             delays = backoff_delays(0.5, 30.0)
             while not self.stop.is_set():
@@ -257,8 +275,9 @@ class Worker:
                 stage = _stage_of(exc)
                 self.metrics.errors.labels(stage).inc()
                 self._fault(f"{stage}: {describe(exc)}")
-                log.warning("batch of %d failed at %s (%s); retrying in %.1fs", len(todo), stage, describe(exc),
-                            delay)
+                log.warning(
+                    "batch of %d failed at %s (%s); retrying in %.1fs", len(todo), stage, describe(exc), delay
+                )
                 if time.monotonic() - started + delay > budget_s or self.stop.wait(delay):
                     self._rewind(todo)  # uncommitted: re-read by us or by the partition's next owner
                     return
@@ -304,7 +323,9 @@ class Worker:
 
     def _commit(self, batch: Sequence[RawRecord]) -> None:
         assert self.consumer is not None
-        self.consumer.commit({tp: OffsetAndMetadata(off, "", -1) for tp, off in commit_offsets(batch).items()})
+        self.consumer.commit(
+            {tp: OffsetAndMetadata(off, "", -1) for tp, off in commit_offsets(batch).items()}
+        )
 
     def _send_dead_letter(self, rec: RawRecord, reason: str, value: bytes | None = None) -> Any:
         assert self.producer is not None
@@ -313,8 +334,12 @@ class Worker:
         headers = dlq_headers(rec, reason)
         if value is not None:
             headers.append(("value_truncated_from", str(len(rec.value or b"")).encode()))
-        return self.producer.send(self.settings.kafka.topic_dlq, key=rec.key,
-                                  value=value if value is not None else (rec.value or b""), headers=headers)
+        return self.producer.send(
+            self.settings.kafka.topic_dlq,
+            key=rec.key,
+            value=value if value is not None else (rec.value or b""),
+            headers=headers,
+        )
 
     def dead_letter_one(self, rec: RawRecord, reason: str) -> None:
         """A record that fails on its own. First make sure the fault is the record's: if the model or the
@@ -336,7 +361,9 @@ class Worker:
             self.classifier.predict([PROBE_TEXT])
         except Exception as exc:  # noqa: BLE001
             raise ModelOutage(f"the model fails on a known-good text: {describe(exc)}") from exc
-        item = NewsItem(id="finpulse-probe", title=PROBE_TEXT, source="finpulse", published_at=datetime.now(UTC))
+        item = NewsItem(
+            id="finpulse-probe", title=PROBE_TEXT, source="finpulse", published_at=datetime.now(UTC)
+        )
         tags = Tags("Markets", 1.0, "neutral", 0.0, 1.0, "probe")
         try:
             with self.engine.connect() as conn:

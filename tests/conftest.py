@@ -25,7 +25,11 @@ from monitor.settings import KafkaSettings, Settings
 REPO = Path(__file__).resolve().parents[1]
 FINPULSE = [sys.executable, "-m", "monitor.cli"]
 # Debian/Ubuntu package of each binary some tests drive.
-SYSTEM_PACKAGES = {"chromium": "chromium", "chromedriver": "chromium-driver", "docker-compose": "docker-compose"}
+SYSTEM_PACKAGES = {
+    "chromium": "chromium",
+    "chromedriver": "chromium-driver",
+    "docker-compose": "docker-compose",
+}
 _MISSING_PREFIX = "not installed: "
 
 
@@ -144,35 +148,42 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 def settings_for(kafka: KafkaSettings, db_url: str, **worker: object) -> Settings:
     base = Settings()
-    return base.model_copy(update={
-        "kafka": kafka,
-        "database": base.database.model_copy(update={"url": db_url}),
-        "worker": base.worker.model_copy(update={"metrics_port": 0, "batch_size": 32, "max_wait_ms": 200,
-                                                 **worker}),
-        "model": base.model.model_copy(update={"path": "tiny-random"}),
-    })
+    return base.model_copy(
+        update={
+            "kafka": kafka,
+            "database": base.database.model_copy(update={"url": db_url}),
+            "worker": base.worker.model_copy(
+                update={"metrics_port": 0, "batch_size": 32, "max_wait_ms": 200, **worker}
+            ),
+            "model": base.model.model_copy(update={"path": "tiny-random"}),
+        }
+    )
 
 
 def env_for(kafka: KafkaSettings, db_url: str, **extra: str) -> dict[str, str]:
     """Environment for a `finpulse` subprocess (contract names)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FINPULSE_")}
-    env.update({
-        "FINPULSE_KAFKA_BOOTSTRAP": kafka.bootstrap,
-        "FINPULSE_KAFKA_TOPIC_RAW": kafka.topic_raw,
-        "FINPULSE_KAFKA_TOPIC_TAGGED": kafka.topic_tagged,
-        "FINPULSE_KAFKA_TOPIC_DLQ": kafka.topic_dlq,
-        "FINPULSE_KAFKA_GROUP": kafka.group,
-        "FINPULSE_KAFKA_SESSION_TIMEOUT_MS": str(kafka.session_timeout_ms),
-        "FINPULSE_KAFKA_HEARTBEAT_INTERVAL_MS": str(kafka.heartbeat_interval_ms),
-        "FINPULSE_KAFKA_PARTITIONS": str(kafka.partitions),
-        "FINPULSE_DATABASE_URL": db_url,
-        "FINPULSE_MODEL_PATH": "tiny-random",
-        "FINPULSE_WORKER_METRICS_PORT": "0",
-        "PYTHONUNBUFFERED": "1",
-    })
+    env.update(
+        {
+            "FINPULSE_KAFKA_BOOTSTRAP": kafka.bootstrap,
+            "FINPULSE_KAFKA_TOPIC_RAW": kafka.topic_raw,
+            "FINPULSE_KAFKA_TOPIC_TAGGED": kafka.topic_tagged,
+            "FINPULSE_KAFKA_TOPIC_DLQ": kafka.topic_dlq,
+            "FINPULSE_KAFKA_GROUP": kafka.group,
+            "FINPULSE_KAFKA_SESSION_TIMEOUT_MS": str(kafka.session_timeout_ms),
+            "FINPULSE_KAFKA_HEARTBEAT_INTERVAL_MS": str(kafka.heartbeat_interval_ms),
+            "FINPULSE_KAFKA_PARTITIONS": str(kafka.partitions),
+            "FINPULSE_DATABASE_URL": db_url,
+            "FINPULSE_MODEL_PATH": "tiny-random",
+            "FINPULSE_WORKER_METRICS_PORT": "0",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     env.update(extra)
     return env
 
 
 def run_cli(args: list[str], env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*FINPULSE, *args], env=env, cwd=REPO, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [*FINPULSE, *args], env=env, cwd=REPO, capture_output=True, text=True, timeout=timeout
+    )

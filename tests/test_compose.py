@@ -148,17 +148,36 @@ REQUIRED = {"POSTGRES_PASSWORD": "x"}  # what compose refuses to start without
 
 def test_compose_requires_a_password_and_publishes_the_dashboard_on_loopback(tmp_path: Path) -> None:
     no_password = tmp_path / "no-password.env"
-    no_password.write_text("\n".join(line for line in ENV_EXAMPLE.read_text().splitlines()
-                                      if not line.startswith("POSTGRES_PASSWORD=")))
+    no_password.write_text(
+        "\n".join(
+            line for line in ENV_EXAMPLE.read_text().splitlines() if not line.startswith("POSTGRES_PASSWORD=")
+        )
+    )
     clean_env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
-    res = subprocess.run([compose_cli(), "--project-directory", str(REPO), "--env-file", str(no_password), "-f",
-                          str(COMPOSE), "config"], capture_output=True, text=True, env=clean_env, timeout=60)
+    res = subprocess.run(
+        [
+            compose_cli(),
+            "--project-directory",
+            str(REPO),
+            "--env-file",
+            str(no_password),
+            "-f",
+            str(COMPOSE),
+            "config",
+        ],
+        capture_output=True,
+        text=True,
+        env=clean_env,
+        timeout=60,
+    )
     assert res.returncode != 0 and "POSTGRES_PASSWORD" in res.stderr, res.stderr
     with pytest.raises(ValueError, match="POSTGRES_PASSWORD"):
         load_compose({})
     services = load_compose(read_env_file(ENV_EXAMPLE))["services"]
     assert [str(p) for p in services["dashboard"]["ports"]] == ["127.0.0.1:8501:8501"]
-    opened = load_compose({**read_env_file(ENV_EXAMPLE), "DASHBOARD_BIND": "0.0.0.0"})["services"]["dashboard"]
+    opened = load_compose({**read_env_file(ENV_EXAMPLE), "DASHBOARD_BIND": "0.0.0.0"})["services"][
+        "dashboard"
+    ]
     assert opened["ports"] == ["0.0.0.0:8501:8501"]
     for name, svc in services.items():
         for port in svc.get("ports", []):

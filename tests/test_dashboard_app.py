@@ -156,7 +156,12 @@ def test_a_crafted_ticker_link_is_not_rendered(page: str, seeded_url: str, env: 
 
 def test_alerts_page_lists_states_and_headlines_behind(seeded_url: str, env: pytest.MonkeyPatch) -> None:
     at = open_page("alerts", seeded_url, env)
-    assert {m.label: m.value for m in at.metric} == {"Pending": "1", "Sent": "1", "Failed": "1", "Rejected": "0"}
+    assert {m.label: m.value for m in at.metric} == {
+        "Pending": "1",
+        "Sent": "1",
+        "Failed": "1",
+        "Rejected": "0",
+    }
     table = at.dataframe[0].value
     assert table["state"].tolist() == ["pending", "sent", "failed"]
     assert {"share", "baseline_share", "z"} <= set(table.columns)  # numbers from the details JSON

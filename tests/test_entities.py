@@ -94,7 +94,9 @@ def test_watchlist_extends_and_overrides(tmp_path: Path) -> None:
     linker = EntityLinker(build_dictionary(wl))
     assert [(e.key, e.source) for e in linker.link("Greensill Capital collapses")] == [("GRNSL", "watchlist")]
     boeing = linker.link("Boeing shares fall")
-    assert [(e.key, e.name, e.source) for e in boeing] == [("BA", "The Boeing Company (watched)", "watchlist")]
+    assert [(e.key, e.name, e.source) for e in boeing] == [
+        ("BA", "The Boeing Company (watched)", "watchlist")
+    ]
     assert [e.key for e in linker.link("Acme Private raises new fund")] == ["ACME-PRIV"]
 
 
@@ -131,7 +133,12 @@ def test_recurring_unknown_name_becomes_provisional(linker: EntityLinker) -> Non
     out = link_stories(linker, emerging, batch)
     assert out[0] == () and out[1] == () and out[2] == ()
     (link,) = out[3]
-    assert (link.key, link.name, link.source, link.provisional) == ("~Zephyrion", "Zephyrion", "provisional", True)
+    assert (link.key, link.name, link.source, link.provisional) == (
+        "~Zephyrion",
+        "Zephyrion",
+        "provisional",
+        True,
+    )
     assert link.label == "Zephyrion (provisional)"
 
 
@@ -155,7 +162,12 @@ def test_backtest_series_get_entity_keys(linker: EntityLinker) -> None:
     from monitor.alerts.counting import count_keys
     from monitor.alerts.queries import AlertKey
 
-    texts = ["Boeing shares fall after crash", "Boeing grounds 737 MAX jets", "Oil slips", "Boeing's CEO apologises"]
+    texts = [
+        "Boeing shares fall after crash",
+        "Boeing grounds 737 MAX jets",
+        "Oil slips",
+        "Boeing's CEO apologises",
+    ]
     frame = pd.DataFrame({
         "published_at": pd.to_datetime([T0 + timedelta(hours=h) for h in range(4)], utc=True),
         "text": texts, "sentiment": ["negative"] * 4, "topic": ["Company | Product News"] * 4,

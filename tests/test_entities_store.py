@@ -29,13 +29,19 @@ def test_match_sources_round_trip(db_url: str) -> None:
     a = item("Boeing shares fall after second 737 MAX crash, $GE also lower")
     b = item("Market wrap: stocks steady", 1, tickers=["SPY"])
     c = item("No linking for this one $XYZ", 2)
-    provisional = EntityLink("~Zephyrion Capital Partners Holding Group", "Zephyrion Capital Partners", "provisional")
-    entities = {a.id: link_items(load_linker(), None, [a])[a.id], b.id: (EntityLink("SPY", "SPY", "given"),
-                                                                         provisional)}
+    provisional = EntityLink(
+        "~Zephyrion Capital Partners Holding Group", "Zephyrion Capital Partners", "provisional"
+    )
+    entities = {
+        a.id: link_items(load_linker(), None, [a])[a.id],
+        b.id: (EntityLink("SPY", "SPY", "given"), provisional),
+    }
     with engine.begin() as conn:
         write_batch(conn, [(a, TAGS), (b, TAGS), (c, TAGS)], WINDOW, entities=entities)
     with engine.connect() as conn:
-        rows = set(conn.execute(sa.select(news_tickers.c.item_id, news_tickers.c.ticker, news_tickers.c.source)))
+        rows = set(
+            conn.execute(sa.select(news_tickers.c.item_id, news_tickers.c.ticker, news_tickers.c.source))
+        )
         view = dict(conn.execute(sa.select(tagged_news.c.id, tagged_news.c.entities)).all())
     assert rows == {
         (a.id, "BA", "alias"), (a.id, "GE", "cashtag"),
@@ -66,17 +72,33 @@ def test_a_database_from_before_entity_linking_is_migrated(db_url: str) -> None:
     old = item("Old news $ACME")
     with engine.begin() as conn:  # the schema as FinPulse created it before news_tickers.source
         metadata.create_all(conn, tables=[t for t in metadata.sorted_tables if t.name != "news_tickers"])
-        conn.execute(sa.text("CREATE TABLE news_tickers (item_id VARCHAR(200) NOT NULL REFERENCES news_items(id) "
-                             "ON DELETE CASCADE, ticker VARCHAR(16) NOT NULL, published_at TIMESTAMP NOT NULL, "
-                             "PRIMARY KEY (item_id, ticker))"))
+        conn.execute(
+            sa.text(
+                "CREATE TABLE news_tickers (item_id VARCHAR(200) NOT NULL REFERENCES news_items(id) "
+                "ON DELETE CASCADE, ticker VARCHAR(16) NOT NULL, published_at TIMESTAMP NOT NULL, "
+                "PRIMARY KEY (item_id, ticker))"
+            )
+        )
         conn.execute(sa.text(OLD_VIEW))
-        conn.execute(sa.text("INSERT INTO news_items (id, published_at, source, title, lang, story_key, "
-                             "is_duplicate, ingested_at) VALUES (:i, :t, 'wire', 'Old news $ACME', 'en', 'k', "
-                             "false, :t)"), {"i": old.id, "t": T0.replace(tzinfo=None)})
-        conn.execute(sa.text("INSERT INTO news_tags VALUES (:i, :t, false, 'Earnings', 0.9, 'negative', -0.5, "
-                             "0.9, 'v', :t)"), {"i": old.id, "t": T0.replace(tzinfo=None)})
-        conn.execute(sa.text("INSERT INTO news_tickers VALUES (:i, 'ACME', :t)"),
-                     {"i": old.id, "t": T0.replace(tzinfo=None)})
+        conn.execute(
+            sa.text(
+                "INSERT INTO news_items (id, published_at, source, title, lang, story_key, "
+                "is_duplicate, ingested_at) VALUES (:i, :t, 'wire', 'Old news $ACME', 'en', 'k', "
+                "false, :t)"
+            ),
+            {"i": old.id, "t": T0.replace(tzinfo=None)},
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO news_tags VALUES (:i, :t, false, 'Earnings', 0.9, 'negative', -0.5, "
+                "0.9, 'v', :t)"
+            ),
+            {"i": old.id, "t": T0.replace(tzinfo=None)},
+        )
+        conn.execute(
+            sa.text("INSERT INTO news_tickers VALUES (:i, 'ACME', :t)"),
+            {"i": old.id, "t": T0.replace(tzinfo=None)},
+        )
     init_db(engine)
     init_db(engine)  # idempotent
     new = item("Zephyrion news", 5)

@@ -110,7 +110,9 @@ def test_probabilities_rebuilt_from_tags_match_the_logits() -> None:
 
 def drops(clf_proba, explanations: list[Explanation], head: str) -> dict[str, float]:  # noqa: ANN001
     f = deletion_drops(clf_proba, explanations, {"top": by_weight, "least": least_first}, head, k=2)  # type: ignore[arg-type]
-    rand = [deletion_drops(clf_proba, explanations, {"r": by_chance}, head, 2, s).drops["r"] for s in range(5)]  # type: ignore[arg-type]
+    rand = [
+        deletion_drops(clf_proba, explanations, {"r": by_chance}, head, 2, s).drops["r"] for s in range(5)
+    ]  # type: ignore[arg-type]
     return {**f.drops, "random": statistics.mean(rand)}
 
 
@@ -146,7 +148,9 @@ def test_explain_cli_prints_tags_and_top_words(capsys: pytest.CaptureFixture[str
     assert main(["explain", "--model", "tiny-random", "Oil", "prices", "slump", "again"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("sentiment ") and out[0].split()[1] in SENTIMENTS and "top words:" in out[0]
-    assert out[1].startswith("topic ") and any(w in out[0] + out[1] for w in ("Oil", "prices", "slump", "again"))
+    assert out[1].startswith("topic ") and any(
+        w in out[0] + out[1] for w in ("Oil", "prices", "slump", "again")
+    )
     assert main(["explain", "--json", "--model", "tiny-random", "Oil prices slump"]) == 0
     import json
 

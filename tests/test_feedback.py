@@ -50,7 +50,11 @@ def test_corrections_are_kept_beside_the_tags_and_exported(db_url: str, tmp_path
     assert history["analyst"].tolist() == ["bob", "ana"] and history["old_topic"].tolist() == ["Markets"] * 2
     assert history["model_version"].tolist() == ["model-a"] * 2
     rows = {task: list(csv.reader(path.open())) for task, (path, _) in written.items()}
-    assert rows["sentiment"] == [["text", "label"], ["Headline 0 falls", "positive"], ["Headline 1 falls", "neutral"]]
+    assert rows["sentiment"] == [
+        ["text", "label"],
+        ["Headline 0 falls", "positive"],
+        ["Headline 1 falls", "neutral"],
+    ]
     assert rows["topic"] == [["text", "label"], ["Headline 1 falls", "Macro"]]  # the latest correction wins
     engine.dispose()
 
@@ -82,7 +86,10 @@ def test_feedback_export_cli_writes_one_file_per_task(sqlite_url: str, tmp_path:
     assert main(["--database-url", sqlite_url, "feedback", "export", "--out", str(tmp_path / "out")]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["sentiment"]["rows"] == 1 and report["topic"]["rows"] == 1
-    assert (tmp_path / "out" / "feedback-topic.csv").read_text().splitlines() == ["text,label", "Headline 2 falls,Earnings"]
+    assert (tmp_path / "out" / "feedback-topic.csv").read_text().splitlines() == [
+        "text,label",
+        "Headline 2 falls,Earnings",
+    ]
 
 
 def test_feedback_trains_only_and_weighs_more(tmp_path: Path) -> None:

@@ -50,8 +50,9 @@ def feed_server() -> Iterator[tuple[str, dict[str, str]]]:
     server.shutdown()
 
 
-def test_rss_sends_each_entry_once_across_restarts(kafka: KafkaSettings, sqlite_url: str, tmp_path: Path,
-                                                  feed_server: tuple[str, dict[str, str]]) -> None:
+def test_rss_sends_each_entry_once_across_restarts(
+    kafka: KafkaSettings, sqlite_url: str, tmp_path: Path, feed_server: tuple[str, dict[str, str]]
+) -> None:
     url, content = feed_server
     state = tmp_path / "rss.json"
     env = env_for(kafka, sqlite_url)
@@ -72,8 +73,23 @@ def test_rss_sends_each_entry_once_across_restarts(kafka: KafkaSettings, sqlite_
 
 def test_demo_publishes_history_and_live_items(kafka: KafkaSettings, sqlite_url: str) -> None:
     env = env_for(kafka, sqlite_url)
-    done = run_cli(["ingest", "demo", "--rate", "600", "--backfill-hours", "1", "--backfill-rate", "1",
-                    "--count", "20", "--incident-after", "-1"], env)
+    done = run_cli(
+        [
+            "ingest",
+            "demo",
+            "--rate",
+            "600",
+            "--backfill-hours",
+            "1",
+            "--backfill-rate",
+            "1",
+            "--count",
+            "20",
+            "--incident-after",
+            "-1",
+        ],
+        env,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     msgs = read_topic(kafka, kafka.topic_raw, 60, timeout=20)
     assert len(msgs) >= 50  # ~60 history items + 20 live
@@ -82,8 +98,13 @@ def test_demo_publishes_history_and_live_items(kafka: KafkaSettings, sqlite_url:
 
 def test_broker_command_serves_refuses_a_taken_port_and_stops_on_sigterm(broker: EmbeddedBroker) -> None:
     port = free_port()
-    proc = subprocess.Popen([*FINPULSE, "broker", "--port", str(port)], cwd=REPO, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [*FINPULSE, "broker", "--port", str(port)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 30
     while not port_open("127.0.0.1", port) and time.monotonic() < deadline:
         time.sleep(0.1)

@@ -40,8 +40,12 @@ def classifier():  # type: ignore[no-untyped-def]
 
 def news(n: int, prefix: str = "item") -> list[dict[str, str]]:
     return [
-        {"id": f"{prefix}-{i}", "title": f"Company {i} reports results number {i}", "source": "test",
-         "published_at": (T0 + timedelta(seconds=i)).isoformat()}
+        {
+            "id": f"{prefix}-{i}",
+            "title": f"Company {i} reports results number {i}",
+            "source": "test",
+            "published_at": (T0 + timedelta(seconds=i)).isoformat(),
+        }
         for i in range(n)
     ]
 
@@ -67,8 +71,13 @@ def stored_ids(url: str) -> list[str]:
 
 
 def read_topic(kafka: KafkaSettings, topic: str, expect: int, timeout: float = 30) -> list:  # type: ignore[type-arg]
-    consumer = KafkaConsumer(topic, bootstrap_servers=kafka.bootstrap, auto_offset_reset="earliest",
-                             enable_auto_commit=False, consumer_timeout_ms=1000)
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=kafka.bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        consumer_timeout_ms=1000,
+    )
     out: list = []  # type: ignore[type-arg]
     deadline = time.monotonic() + timeout
     try:
@@ -92,7 +101,9 @@ def worker_thread(settings: Settings) -> Iterator[Worker]:
         assert not t.is_alive(), "worker did not stop"
 
 
-def produce(kafka: KafkaSettings, values: list[bytes], key: Callable[[int], bytes | None] = lambda i: None) -> None:
+def produce(
+    kafka: KafkaSettings, values: list[bytes], key: Callable[[int], bytes | None] = lambda i: None
+) -> None:
     ensure_topics(kafka, {kafka.topic_raw: kafka.partitions})
     producer = KafkaProducer(bootstrap_servers=kafka.bootstrap, linger_ms=5, max_request_size=4 << 20)
     for i, v in enumerate(values):
@@ -123,17 +134,23 @@ def test_replay_cli_to_database_and_tagged_topic(kafka: KafkaSettings, db_url: s
     assert dups == ["item-5"]
 
 
-def test_malformed_messages_go_to_the_dlq_and_the_worker_keeps_running(kafka: KafkaSettings,
-                                                                       sqlite_url: str) -> None:
+def test_malformed_messages_go_to_the_dlq_and_the_worker_keeps_running(
+    kafka: KafkaSettings, sqlite_url: str
+) -> None:
     good = [json.dumps(r).encode() for r in news(40, "good")]
     bad = {
         b"this is not json": "not JSON",
-        json.dumps({"title": 123, "source": "s", "published_at": T0.isoformat()}).encode(): "invalid field title",
+        json.dumps(
+            {"title": 123, "source": "s", "published_at": T0.isoformat()}
+        ).encode(): "invalid field title",
         json.dumps({"source": "s", "published_at": T0.isoformat()}).encode(): "invalid field title",
-        json.dumps({"title": "big", "source": "s", "published_at": T0.isoformat(), "body": "x" * (2 << 20)}
-                   ).encode(): "message too large",
+        json.dumps(
+            {"title": "big", "source": "s", "published_at": T0.isoformat(), "body": "x" * (2 << 20)}
+        ).encode(): "message too large",
         b'{"title": "caf\xe9", "source": "s"}': "invalid UTF-8",
-        json.dumps({"title": "no zone", "source": "s", "published_at": "2024-01-01T00:00:00"}).encode(): "timezone",
+        json.dumps(
+            {"title": "no zone", "source": "s", "published_at": "2024-01-01T00:00:00"}
+        ).encode(): "timezone",
         b"[]": "not a JSON object",
     }
     values = good[:20] + list(bad) + good[20:]
@@ -150,11 +167,20 @@ def test_malformed_messages_go_to_the_dlq_and_the_worker_keeps_running(kafka: Ka
             return prometheus_client.generate_latest(worker.metrics.registry).decode()
 
         # The rows commit before the batch is counted: wait for the counters, not only the table.
-        wait_for(lambda: "finpulse_items_total 45.0" in metrics_text()
-                 and "finpulse_consumer_lag_total 0.0" in metrics_text(), 30, "metrics caught up")
+        wait_for(
+            lambda: (
+                "finpulse_items_total 45.0" in metrics_text()
+                and "finpulse_consumer_lag_total 0.0" in metrics_text()
+            ),
+            30,
+            "metrics caught up",
+        )
         metrics = metrics_text()
-        assert sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
-                   if line.startswith("finpulse_dlq_total{")) == len(bad)
+        assert sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in metrics.splitlines()
+            if line.startswith("finpulse_dlq_total{")
+        ) == len(bad)
         assert "finpulse_consumer_lag_total 0.0" in metrics and "finpulse_batch_seconds_count" in metrics
     assert len(dlq) == len(bad)
     for msg in dlq:
@@ -164,8 +190,9 @@ def test_malformed_messages_go_to_the_dlq_and_the_worker_keeps_running(kafka: Ka
         assert bad[msg.value] in headers["reason"], (headers["reason"], msg.value[:60])
 
 
-def test_sigkilled_worker_loses_and_duplicates_nothing(kafka: KafkaSettings, sqlite_url: str,
-                                                       tmp_path: Path) -> None:
+def test_sigkilled_worker_loses_and_duplicates_nothing(
+    kafka: KafkaSettings, sqlite_url: str, tmp_path: Path
+) -> None:
     """A producer sends while the worker is SIGKILLed three times and restarted: every id stored once.
 
     The producer keeps sending (25 items/s) until the kills are over, then 100 more, so every restarted worker
@@ -216,8 +243,9 @@ def test_sigkilled_worker_loses_and_duplicates_nothing(kafka: KafkaSettings, sql
     kills_done.set()
     sender.join()
     total = sent[0]
-    proc = subprocess.Popen([*FINPULSE, "worker"], env=env, cwd=REPO, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [*FINPULSE, "worker"], env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     try:
         wait_for(lambda: len(stored_ids(sqlite_url)) >= total, 180, "all items after restarts")
     finally:
@@ -230,8 +258,9 @@ def test_sigkilled_worker_loses_and_duplicates_nothing(kafka: KafkaSettings, sql
     assert proc.returncode == 0, err[-2000:]
 
 
-def test_two_workers_split_the_partitions_and_a_mid_stream_join_loses_nothing(kafka: KafkaSettings,
-                                                                              sqlite_url: str) -> None:
+def test_two_workers_split_the_partitions_and_a_mid_stream_join_loses_nothing(
+    kafka: KafkaSettings, sqlite_url: str
+) -> None:
     """A second member joins while the first is busy: the first commits what it holds on revoke, the
     partitions are split, and every item is stored exactly once."""
     first = [json.dumps(r).encode() for r in news(300, "s")]
@@ -252,9 +281,16 @@ def test_two_workers_split_the_partitions_and_a_mid_stream_join_loses_nothing(ka
 
 def test_worker_waits_for_a_broker_that_is_down_at_start(sqlite_url: str) -> None:
     port = free_port()
-    kafka = KafkaSettings(bootstrap=f"127.0.0.1:{port}", topic_raw="late-raw", topic_tagged="late-tagged",
-                          topic_dlq="late-dlq", group="late", session_timeout_ms=6000, heartbeat_interval_ms=1000,
-                          partitions=2)
+    kafka = KafkaSettings(
+        bootstrap=f"127.0.0.1:{port}",
+        topic_raw="late-raw",
+        topic_tagged="late-tagged",
+        topic_dlq="late-dlq",
+        group="late",
+        session_timeout_ms=6000,
+        heartbeat_interval_ms=1000,
+        partitions=2,
+    )
     with worker_thread(settings_for(kafka, sqlite_url)) as worker:
         time.sleep(3)  # worker is retrying with back-off, not crashing
         broker = start_broker(port)
@@ -272,14 +308,17 @@ def test_worker_waits_for_a_broker_that_is_down_at_start(sqlite_url: str) -> Non
 def test_sigterm_finishes_the_batch_commits_and_exits_cleanly(kafka: KafkaSettings, sqlite_url: str) -> None:
     env = env_for(kafka, sqlite_url)
     produce(kafka, [json.dumps(r).encode() for r in news(50, "t")])
-    proc = subprocess.Popen([*FINPULSE, "worker"], env=env, cwd=REPO, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [*FINPULSE, "worker"], env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
     wait_for(lambda: len(stored_ids(sqlite_url)) == 50, 90, "50 items")
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err[-2000:]
     # Offsets were committed: the group has nothing left to read.
-    consumer = KafkaConsumer(bootstrap_servers=kafka.bootstrap, group_id=kafka.group, enable_auto_commit=False)
+    consumer = KafkaConsumer(
+        bootstrap_servers=kafka.bootstrap, group_id=kafka.group, enable_auto_commit=False
+    )
     from kafka import TopicPartition
 
     parts = consumer.partitions_for_topic(kafka.topic_raw) or set()

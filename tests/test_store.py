@@ -44,8 +44,11 @@ def test_write_batch_is_idempotent_and_flags_repeats(db_url: str) -> None:
     with engine.connect() as conn:
         rows = conn.execute(sa.select(tagged_news).order_by(tagged_news.c.published_at)).mappings().all()
         tickers = sorted(conn.execute(sa.select(news_tickers.c.ticker)).scalars())
-        ep = conn.execute(sa.select(epoch_seconds(news_items.c.published_at, engine.dialect.name))
-                          .where(news_items.c.id == a.id)).scalar_one()
+        ep = conn.execute(
+            sa.select(epoch_seconds(news_items.c.published_at, engine.dialect.name)).where(
+                news_items.c.id == a.id
+            )
+        ).scalar_one()
     assert [r["id"] for r in rows] == [a.id, c.id, b.id]
     assert [r["is_duplicate"] for r in rows] == [False, False, True]
     assert rows[2]["duplicate_of"] == a.id
@@ -64,5 +67,7 @@ def test_repeat_in_a_later_batch_points_at_the_stored_original(db_url: str) -> N
     with engine.begin() as conn:
         assert write_batch(conn, [(b, TAGS)], WINDOW).duplicates == 1
     with engine.connect() as conn:
-        dup_of = conn.execute(sa.select(news_items.c.duplicate_of).where(news_items.c.id == b.id)).scalar_one()
+        dup_of = conn.execute(
+            sa.select(news_items.c.duplicate_of).where(news_items.c.id == b.id)
+        ).scalar_one()
     assert dup_of == a.id

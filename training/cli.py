@@ -139,8 +139,12 @@ def add_commands(sub: Any) -> None:
     )
     p.add_argument("--data-dir", help="folder with the data sets (default FINPULSE_DATA_DIR)")
     p.add_argument("--extra", action="append", dest="extra_data", help="extra CSV/JSONL: TASK:PATH")
-    p.add_argument("--feedback", help="folder of `finpulse feedback export` files (train only, never validation)")
-    p.add_argument("--feedback-weight", type=float, dest="feedback_weight", help="loss weight of a correction")
+    p.add_argument(
+        "--feedback", help="folder of `finpulse feedback export` files (train only, never validation)"
+    )
+    p.add_argument(
+        "--feedback-weight", type=float, dest="feedback_weight", help="loss weight of a correction"
+    )
     p.add_argument("--mode", choices=["lora", "full", "heads-only"])
     p.add_argument("--backbone", help="named GGUF backbone or HF folder (FINPULSE_MODEL_BACKBONE)")
     p.add_argument("--num-layers", type=int, help="keep the first N backbone layers")

@@ -52,11 +52,15 @@ def load_checkset(data_dir: Path, path: Path = CHECKSET) -> list[CheckCase]:
             expected = frozenset(e.strip() for e in row["entities"].split(";") if e.strip())
             cases.append(CheckCase(row["key"], row["outlet"], texts[row["key"]][1], expected))
     if missing:
-        raise DataError(f"{path}: {len(missing)} keys not in the news archive of {data_dir}, e.g. {missing[:3]}")
+        raise DataError(
+            f"{path}: {len(missing)} keys not in the news archive of {data_dir}, e.g. {missing[:3]}"
+        )
     return cases
 
 
-def score(cases: Sequence[CheckCase], link: Callable[[str], Iterable[str]], known_only: bool = False) -> CheckScore:
+def score(
+    cases: Sequence[CheckCase], link: Callable[[str], Iterable[str]], known_only: bool = False
+) -> CheckScore:
     """Micro precision and recall over (headline, entity) pairs. ``known_only`` drops expected companies
     the dictionary has no key for ("?Name"), measuring the matcher rather than the dictionary's coverage."""
     tp = fp = fn = 0

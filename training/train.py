@@ -95,7 +95,9 @@ def _labelled_files(entries: tuple[str, ...], licence: str) -> tuple[list[Exampl
             raise ValueError(f"expected TASK:PATH with TASK sentiment|topic, got {item!r}")
         found = load_labelled(Path(path), task)  # type: ignore[arg-type]
         examples += found
-        sources.append(DataSource(Path(path).stem, Path(path).name, file_sha256(Path(path)), licence, len(found)))
+        sources.append(
+            DataSource(Path(path).stem, Path(path).name, file_sha256(Path(path)), licence, len(found))
+        )
     return examples, sources
 
 

@@ -91,7 +91,9 @@ def tag_filters(f: Filters, with_time: bool = True) -> list[Any]:
         )
     if f.companies:
         clauses.append(
-            news_tags.c.item_id.in_(sa.select(news_tickers.c.item_id).where(news_tickers.c.ticker.in_(f.companies)))
+            news_tags.c.item_id.in_(
+                sa.select(news_tickers.c.item_id).where(news_tickers.c.ticker.in_(f.companies))
+            )
         )
     return clauses
 

@@ -76,7 +76,9 @@ def headline_grid(rows: pd.DataFrame) -> Any:
             "sentiment_score": st.column_config.NumberColumn("score", format="%.2f"),
             "sentiment_confidence": st.column_config.ProgressColumn("confidence", min_value=0, max_value=1),
             "is_duplicate": st.column_config.CheckboxColumn("repeat"),
-            "corrected": st.column_config.TextColumn("corrected", help="An analyst's correction (tags unchanged)"),
+            "corrected": st.column_config.TextColumn(
+                "corrected", help="An analyst's correction (tags unchanged)"
+            ),
         },
     )
 
@@ -130,7 +132,9 @@ def details(item_id: str) -> None:
             st.caption("Corrections of this headline")
             st.table(
                 ui.literal_frame(
-                    history[["created_at", "analyst", "old_sentiment", "new_sentiment", "old_topic", "new_topic"]],
+                    history[
+                        ["created_at", "analyst", "old_sentiment", "new_sentiment", "old_topic", "new_topic"]
+                    ],
                     ["analyst", "old_sentiment", "new_sentiment", "old_topic", "new_topic"],
                 ),
                 hide_index=True,

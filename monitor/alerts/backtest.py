@@ -149,7 +149,9 @@ def story_rows(frame: pd.DataFrame) -> pd.DataFrame:
     if "source" not in rows:
         rows["source"] = "file"
     if "tickers" not in rows:
-        linked = rows["entities"] if "entities" in rows else (tuple(extract_cashtags(t)) for t in rows["text"])
+        linked = (
+            rows["entities"] if "entities" in rows else (tuple(extract_cashtags(t)) for t in rows["text"])
+        )
         rows["tickers"] = [tuple(keys) for keys in linked]
     return rows
 
@@ -191,7 +193,9 @@ def run_backtest(
     end = int(bucket_indices(rows["published_at"], params.bucket_seconds).max()) + 1
     found = scan_keys(counts.series, counts.parents, params, history, end)
     return [
-        BacktestAlert(key, spike, tuple(headlines_for(rows.iloc[counts.members[key]], spike, headlines_per_alert)))
+        BacktestAlert(
+            key, spike, tuple(headlines_for(rows.iloc[counts.members[key]], spike, headlines_per_alert))
+        )
         for key, spike in found
     ]
 
@@ -224,8 +228,10 @@ def attach_entities(
 ) -> pd.DataFrame:
     """Add ``entities``: the keys each row links to (cashtags, dictionary names, provisional names), linked
     in time order exactly as the worker links its batches."""
-    stories = [Story(t, story_key(t), ts.to_pydatetime()) for t, ts in zip(frame["text"], frame["published_at"],
-                                                                          strict=True)]
+    stories = [
+        Story(t, story_key(t), ts.to_pydatetime())
+        for t, ts in zip(frame["text"], frame["published_at"], strict=True)
+    ]
     out = frame.copy()
     out["entities"] = [tuple(e.key for e in links) for links in link_stories(linker, emerging, stories)]
     return out

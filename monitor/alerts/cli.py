@@ -62,12 +62,18 @@ def add_commands(sub: Any) -> None:
     e = bench.add_parser(
         "events", help="replay the dated 2017-2020 headline feeds and score alerts against market events"
     )
-    e.add_argument("--data", type=Path, help="folder of the feeds (default: FINPULSE_DATA_DIR/news-headlines-2017-2020)")
+    e.add_argument(
+        "--data", type=Path, help="folder of the feeds (default: FINPULSE_DATA_DIR/news-headlines-2017-2020)"
+    )
     e.add_argument("--feeds", default="cnbc,guardian,reuters", help="comma-separated feed names")
     e.add_argument("--tags-cache", type=Path, help="tag cache folder (default: <model cache dir>/tags)")
     e.add_argument("--model", help="model directory for texts not in the cache (FINPULSE_MODEL_PATH)")
-    e.add_argument("--cached-only", action="store_true", help="never load the model; fail if tags are missing")
-    e.add_argument("--tags-version", help="read the cache of this tag version instead (implies --cached-only)")
+    e.add_argument(
+        "--cached-only", action="store_true", help="never load the model; fail if tags are missing"
+    )
+    e.add_argument(
+        "--tags-version", help="read the cache of this tag version instead (implies --cached-only)"
+    )
     e.add_argument("--png", type=Path, help="write the timeline picture here")
     e.add_argument("--alerts-out", type=Path, help="write every alert as JSONL here")
     e.add_argument("--loeo", action="store_true", help="also run leave-one-event-out tuning")
@@ -175,9 +181,11 @@ def _backtest(args: argparse.Namespace, settings: Settings) -> int:
         tags = bt.tags_from_classifier(list(frame["text"]), clf.predict, settings.model.batch_size)
     tagged = bt.attach_tags(frame, tags)
     e = settings.entities
-    tagged = bt.attach_entities(tagged, load_linker(e.watchlist),
-                                emerging_from_settings(e.provisional_min_stories, e.provisional_window_days,
-                                                       e.provisional))
+    tagged = bt.attach_entities(
+        tagged,
+        load_linker(e.watchlist),
+        emerging_from_settings(e.provisional_min_stories, e.provisional_window_days, e.provisional),
+    )
     params = params_from_settings(alert_settings)
     window = timedelta(hours=settings.worker.duplicate_window_hours)
     found = bt.run_backtest(tagged, params, repeat_window=window)

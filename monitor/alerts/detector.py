@@ -158,7 +158,9 @@ def reference_stats(
     ref_t = t[None, :] - lags[:, None]  # (L, n)
     valid = ref_t - width + 1 >= history_start
     if params.weekday_aware:  # a reference must hold as many weekend hours as the window itself
-        share = weekend_buckets(t, params.buckets_per_day) - weekend_buckets(t - width, params.buckets_per_day)
+        share = weekend_buckets(t, params.buckets_per_day) - weekend_buckets(
+            t - width, params.buckets_per_day
+        )
         ref_share = weekend_buckets(ref_t, params.buckets_per_day) - weekend_buckets(
             ref_t - width, params.buckets_per_day
         )

@@ -38,6 +38,7 @@ Corpus = Mapping[str, tuple[Scores, Sequence[tuple[int, int]]]]  # file -> (scor
 NO_WINDOW = -1
 PROFILE_NAMES = ("standard", "reward_low_FP_rate", "reward_low_FN_rate")
 
+
 @dataclass(frozen=True, slots=True)
 class CostMatrix:
     tp: float

@@ -232,7 +232,9 @@ _SEVERITY_RANK = {"warning": 0, "high": 1, "critical": 2}
 def slack_digest_payload(alerts: Sequence[StoredAlert], dashboard_url: str) -> dict[str, Any]:
     """One Block Kit message for many simultaneous alerts: one line of numbers per key, the most severe
     alert's top headlines, the dashboard link."""
-    ranked = sorted(alerts, key=lambda a: (-_SEVERITY_RANK.get(a.severity, 0), -float(a.details.get("evidence", 0))))
+    ranked = sorted(
+        alerts, key=lambda a: (-_SEVERITY_RANK.get(a.severity, 0), -float(a.details.get("evidence", 0)))
+    )
     worst = ranked[0]
     title = f"Negative news spike on {len(alerts)} keys ({worst.severity})"
     lines = [

@@ -146,7 +146,9 @@ def deliver_due(
     """
     with engine.connect() as conn:
         due = q.due_alerts(conn, now)
-    due = with_top_words(due, explainer)  # the words behind each top headline (bounded; monitor/alerts/words.py)
+    due = with_top_words(
+        due, explainer
+    )  # the words behind each top headline (bounded; monitor/alerts/words.py)
     outcome = {a.id: _Outcome(dict(a.deliveries), []) for a in due}
     for hook in hooks:
         routed = [a for a in due if hook.accepts(a)]

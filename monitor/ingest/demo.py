@@ -16,22 +16,48 @@ from datetime import datetime, timedelta
 from monitor.schema import NewsItem
 
 COMPANIES: tuple[tuple[str, str], ...] = (
-    ("AAPL", "Apple"), ("MSFT", "Microsoft"), ("AMZN", "Amazon"), ("NVDA", "Nvidia"), ("TSLA", "Tesla"),
-    ("JPM", "JPMorgan"), ("XOM", "Exxon Mobil"), ("PFE", "Pfizer"), ("BA", "Boeing"), ("WMT", "Walmart"),
-    ("NFLX", "Netflix"), ("META", "Meta Platforms"), ("GS", "Goldman Sachs"), ("KO", "Coca-Cola"),
-    ("DIS", "Disney"), ("INTC", "Intel"), ("CVX", "Chevron"), ("BAC", "Bank of America"),
+    ("AAPL", "Apple"),
+    ("MSFT", "Microsoft"),
+    ("AMZN", "Amazon"),
+    ("NVDA", "Nvidia"),
+    ("TSLA", "Tesla"),
+    ("JPM", "JPMorgan"),
+    ("XOM", "Exxon Mobil"),
+    ("PFE", "Pfizer"),
+    ("BA", "Boeing"),
+    ("WMT", "Walmart"),
+    ("NFLX", "Netflix"),
+    ("META", "Meta Platforms"),
+    ("GS", "Goldman Sachs"),
+    ("KO", "Coca-Cola"),
+    ("DIS", "Disney"),
+    ("INTC", "Intel"),
+    ("CVX", "Chevron"),
+    ("BAC", "Bank of America"),
 )
 SOURCES = ("Demo Wire", "Market Desk", "FinPulse Sim", "Street Brief")
 # Context clauses keep template headlines from repeating word for word (the worker flags exact repeats).
-WHEN = ("", " in early trading", " in premarket trading", " after the bell", " at midday", " in Europe",
-        " ahead of the open", " in late trading", " on heavy volume", " as sector peers slip")
+WHEN = (
+    "",
+    " in early trading",
+    " in premarket trading",
+    " after the bell",
+    " at midday",
+    " in Europe",
+    " ahead of the open",
+    " in late trading",
+    " on heavy volume",
+    " as sector peers slip",
+)
 
 
 def _fill(rng: random.Random, template: str, name: str) -> str:
     day = rng.choice(("Monday", "Tuesday", "Wednesday", "Thursday", "Friday")) + f" {rng.randint(1, 28)}"
-    text = template.format(n=name, p=rng.randint(2, 25), b=rng.randint(1, 40), k=f"{rng.randint(2, 90) * 100:,}",
-                           d=day)
+    text = template.format(
+        n=name, p=rng.randint(2, 25), b=rng.randint(1, 40), k=f"{rng.randint(2, 90) * 100:,}", d=day
+    )
     return text + rng.choice(WHEN)
+
 
 POSITIVE = (
     "{n} beats quarterly estimates and raises full-year guidance",
