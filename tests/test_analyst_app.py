@@ -51,8 +51,8 @@ def watchlist_file(tmp_path: Path) -> Path:
 
 
 def test_company_page_shows_trend_comparison_headlines_and_alerts(
-    company_url: str, env: pytest.MonkeyPatch
-) -> None:  # noqa: F811
+    company_url: str, env: pytest.MonkeyPatch  # noqa: F811
+) -> None:
     at = open_page("company", company_url, env, company="UMBR")
     assert at.subheader[0].value == "UMBR"
     charts = at.get("plotly_chart")
@@ -64,8 +64,8 @@ def test_company_page_shows_trend_comparison_headlines_and_alerts(
 
 
 def test_company_page_search_by_name_and_crafted_links(
-    company_url: str, env: pytest.MonkeyPatch, tmp_path: Path
-) -> None:  # noqa: F811
+    company_url: str, env: pytest.MonkeyPatch, tmp_path: Path  # noqa: F811
+) -> None:
     env.setenv("FINPULSE_ENTITIES_WATCHLIST", str(watchlist_file(tmp_path)))
     at = open_page("company", company_url, env)
     at.text_input(key="company_search").input("umbrella").run(timeout=300)
@@ -86,8 +86,8 @@ def test_overview_offers_to_jump_to_the_latest_data(old_url: str, env: pytest.Mo
 
 
 def test_watchlist_only_narrows_the_overview(
-    company_url: str, env: pytest.MonkeyPatch, tmp_path: Path
-) -> None:  # noqa: F811
+    company_url: str, env: pytest.MonkeyPatch, tmp_path: Path  # noqa: F811
+) -> None:
     env.setenv("FINPULSE_ENTITIES_WATCHLIST", str(watchlist_file(tmp_path)))
     at = open_page("overview", company_url, env)
     everything = int(at.metric[0].value.replace(",", ""))
