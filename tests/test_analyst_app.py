@@ -51,7 +51,8 @@ def watchlist_file(tmp_path: Path) -> Path:
 
 
 def test_company_page_shows_trend_comparison_headlines_and_alerts(
-    company_url: str, env: pytest.MonkeyPatch  # noqa: F811
+    company_url: str,
+    env: pytest.MonkeyPatch,
 ) -> None:
     at = open_page("company", company_url, env, company="UMBR")
     assert at.subheader[0].value == "UMBR"
@@ -64,7 +65,9 @@ def test_company_page_shows_trend_comparison_headlines_and_alerts(
 
 
 def test_company_page_search_by_name_and_crafted_links(
-    company_url: str, env: pytest.MonkeyPatch, tmp_path: Path  # noqa: F811
+    company_url: str,
+    env: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
     env.setenv("FINPULSE_ENTITIES_WATCHLIST", str(watchlist_file(tmp_path)))
     at = open_page("company", company_url, env)
@@ -75,7 +78,7 @@ def test_company_page_search_by_name_and_crafted_links(
     assert not crafted.subheader and "javascript" not in markdown_text(crafted)
 
 
-def test_overview_offers_to_jump_to_the_latest_data(old_url: str, env: pytest.MonkeyPatch) -> None:  # noqa: F811
+def test_overview_offers_to_jump_to_the_latest_data(old_url: str, env: pytest.MonkeyPatch) -> None:
     at = open_page("overview", old_url, env)
     assert not at.get("plotly_chart")
     assert any("The latest data is from" in i.value for i in at.info)
@@ -86,7 +89,9 @@ def test_overview_offers_to_jump_to_the_latest_data(old_url: str, env: pytest.Mo
 
 
 def test_watchlist_only_narrows_the_overview(
-    company_url: str, env: pytest.MonkeyPatch, tmp_path: Path  # noqa: F811
+    company_url: str,
+    env: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
     env.setenv("FINPULSE_ENTITIES_WATCHLIST", str(watchlist_file(tmp_path)))
     at = open_page("overview", company_url, env)
