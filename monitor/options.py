@@ -12,7 +12,7 @@ MODEL_OPTIONS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "model": (
         "--model",
         "path",
-        {"help": "model directory, or 'tiny-random' / 'noop' (FINPULSE_MODEL_PATH)"},
+        {"help": "trained model directory (FINPULSE_MODEL_PATH)"},
     ),
     "device": ("--device", "device", {"help": "auto | cpu | cuda | cuda:N (FINPULSE_MODEL_DEVICE)"}),
     "dtype": ("--dtype", "dtype", {"choices": ["auto", "fp32", "bf16"], "help": "FINPULSE_MODEL_DTYPE"}),

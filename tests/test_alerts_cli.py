@@ -114,11 +114,12 @@ def test_backtest_tags_may_cover_every_csv_row_including_blank_ones(
 
 
 def test_backtest_through_the_classifier_interface(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pytest.importorskip("monitor.classify")
     csv, _ = write_fixture(tmp_path, days=3)
-    assert main(["alerts", "backtest", "--input", str(csv), "--model", "noop"]) == 0
+    monkeypatch.setenv("FINPULSE_MODEL_KIND", "noop")
+    assert main(["alerts", "backtest", "--input", str(csv)]) == 0
     out, err = capsys.readouterr()
     assert out == ""  # the no-op model calls everything neutral: no negative spike
     assert '"alerts": 0' in err

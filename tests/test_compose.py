@@ -7,7 +7,7 @@
 3. The stack runs: every FinPulse service's exact ``command`` and ``environment`` run as local processes, with
    only what cannot exist here swapped: the ``kafka`` host for a Tansu broker, the ``postgres`` host for the
    local server (a fresh database per run), container ports for free ports, image paths (/app, /opt) for a
-   temporary directory, the RSS feed for a local HTTP feed, and the worker's model for ``tiny-random``.
+   temporary directory, the RSS feed for a local HTTP feed, and the worker's model for the ``tiny-random`` test double.
    An item produced to news.raw, an RSS headline and the simulator's items end in the ``tagged_news`` view,
    every service's own healthcheck passes, and the dashboard answers HTTP 200.
 """
@@ -307,7 +307,7 @@ def swap_unreachable(
     if "FINPULSE_MODEL_PATH" in env:
         # The image ships the trained SmolLM2 classifier; loading and running it on these 2-core CPUs is too slow
         # for a test, so the same worker runs the tiny random GPT (real tokenizer and forward pass) instead.
-        out["FINPULSE_MODEL_PATH"] = "tiny-random"
+        out["FINPULSE_MODEL_KIND"] = "tiny-random"
     for key, val in env.items():
         if val.startswith(("/opt/", "/app/")) and key != "FINPULSE_MODEL_PATH":
             out[key] = str(workdir / val.strip("/"))

@@ -57,9 +57,9 @@ def test_model_flags_are_one_declaration_everywhere() -> None:
 
 def test_model_flags_map_to_model_settings() -> None:
     args = build_parser().parse_args(
-        ["worker", "--batch-size", "8", "--model", "tiny-random", "--compile", "off"]
+        ["worker", "--batch-size", "8", "--model", "models/other", "--compile", "off"]
     )
-    assert model_overrides(args, WORKER) == {"path": "tiny-random", "device": None, "compile": "off"}
+    assert model_overrides(args, WORKER) == {"path": "models/other", "device": None, "compile": "off"}
     assert args.batch_size == 8  # the worker's micro-batch, not the model's
     settings = Settings().with_overrides(model=model_overrides(args, WORKER))
-    assert (settings.model.path, settings.model.compile) == ("tiny-random", "off")
+    assert (settings.model.path, settings.model.compile) == ("models/other", "off")

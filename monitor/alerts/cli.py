@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from monitor.options import add_model_options, model_overrides
 from monitor.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,7 @@ def add_commands(sub: Any) -> None:
     b.add_argument("--time-column", help="default: first of published_at, timestamp, time, date")
     b.add_argument("--text-column", help="default: first of title, headline, headlines, text")
     b.add_argument("--tags", type=Path, help="precomputed tags JSONL, one line per CSV row (skips the model)")
-    b.add_argument("--model", help="model directory, or tiny-random / noop (FINPULSE_MODEL_PATH)")
+    add_model_options(b, ("model",))
     b.add_argument(
         "--bucket-minutes", type=int, help="FINPULSE_ALERTS_BUCKET_SECONDS / 60 (must divide a day)"
     )
@@ -67,7 +68,7 @@ def add_commands(sub: Any) -> None:
     )
     e.add_argument("--feeds", default="cnbc,guardian,reuters", help="comma-separated feed names")
     e.add_argument("--tags-cache", type=Path, help="tag cache folder (default: <model cache dir>/tags)")
-    e.add_argument("--model", help="model directory for texts not in the cache (FINPULSE_MODEL_PATH)")
+    add_model_options(e, ("model",))  # for texts not in the cache
     e.add_argument(
         "--cached-only", action="store_true", help="never load the model; fail if tags are missing"
     )
@@ -176,8 +177,7 @@ def _backtest(args: argparse.Namespace, settings: Settings) -> int:
     else:
         from monitor.classify import load_classifier  # heavy (torch): only when no tags are given
 
-        model = settings.model.model_copy(update={"path": args.model}) if args.model else settings.model
-        clf = load_classifier(model)
+        clf = load_classifier(settings.with_overrides(model=model_overrides(args, ("model",))).model)
         tags = bt.tags_from_classifier(list(frame["text"]), clf.predict, settings.model.batch_size)
     tagged = bt.attach_tags(frame, tags)
     e = settings.entities
@@ -215,4 +215,4 @@ def _bench_nab(args: argparse.Namespace, settings: Settings) -> int:
 def _bench_events(args: argparse.Namespace, settings: Settings) -> int:
     from monitor.bench.cli import run_events
 
-    return run_events(args, settings)
+    return run_events(args, settings.with_overrides(model=model_overrides(args, ("model",))))
