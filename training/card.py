@@ -65,7 +65,7 @@ PATH_FIELDS = ("out_dir", "data_dir", "work_dir", "real_labels", "domain_adapter
 def portable_config(config: dict[str, Any]) -> dict[str, Any]:
     """The training config as the card records it: path settings reduced to the file or folder name (the data
     folder and work folder to nothing), so a card never names a machine's layout."""
-    out = {k: (list(v) if isinstance(v, tuple) else v) for k, v in config.items()}
+    out: dict[str, Any] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in config.items()}
     for key in PATH_FIELDS:
         if out.get(key):
             out[key] = None if key in ("data_dir", "work_dir") else Path(out[key]).name

@@ -146,7 +146,7 @@ def shared_datasets(data_dir: Path, fpb_min_agreement: int = 50) -> tuple[list[E
     examples += to_examples(
         read_rows(topic), "topic", "tweet-topic", topic_label_map(topic_dir / "classes.txt")
     )
-    counts = defaultdict(int)
+    counts: defaultdict[str, int] = defaultdict(int)
     for ex in examples:
         counts[ex.source] += 1
 

@@ -15,11 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from monitor.nn import ModelSpec, encode_texts, pad_batch
+from monitor.nn import ModelSpec, TwoHeadClassifier, encode_texts, pad_batch
 
 if TYPE_CHECKING:
     import torch
-    from torch import nn
 
 log = logging.getLogger(__name__)
 SHARD = 2048  # texts per saved shard
@@ -59,7 +58,7 @@ def _load_store(cache_dir: Path) -> dict[str, Any]:
 
 
 def compute_features(
-    net: nn.Module,
+    net: TwoHeadClassifier,
     tokenizer: Any,
     texts: list[str],
     spec: ModelSpec,

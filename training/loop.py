@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from monitor.nn import ModelSpec, trained_state
+from monitor.nn import ModelSpec, TwoHeadClassifier, trained_state
 from training.batches import Items, bucketed_batches, class_weights, label_tensors, masked_loss
 from training.config import TrainConfig
 from training.data import LABELS, Example
@@ -77,7 +77,7 @@ def _optimizer(net: nn.Module, config: TrainConfig, total_steps: int) -> tuple[A
 
 
 def predict_items(
-    net: nn.Module, feats: FeatureSet, device: str, bf16: bool, batch: int = 128
+    net: TwoHeadClassifier, feats: FeatureSet, device: str, bf16: bool, batch: int = 128
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(N, n_topics), (N, n_sentiments) fp32 logits for every item of ``feats`` (eval mode, no grad)."""
     import torch
@@ -123,7 +123,7 @@ def score(metrics: dict[str, dict[str, Any]]) -> float:
 
 
 def fit(
-    net: nn.Module,
+    net: TwoHeadClassifier,
     items: Items,
     feats: FeatureSet,
     val: ValSet,
@@ -220,7 +220,7 @@ def average_state(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tens
 
 
 def select_weights(
-    net: nn.Module,
+    net: TwoHeadClassifier,
     val: ValSet,
     spec: ModelSpec,
     device: str,
@@ -261,7 +261,7 @@ def select_weights(
 
 
 def _evaluate(
-    net: nn.Module,
+    net: TwoHeadClassifier,
     val: ValSet,
     spec: ModelSpec,
     device: str,

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from monitor.nn import ModelSpec, build_network, encode_texts, lora_state, pad_batch
+from monitor.nn import ModelSpec, TwoHeadClassifier, build_network, encode_texts, lora_state, pad_batch
 from monitor.settings import ModelSettings
 from training.batches import bucketed_batches
 from training.data import archive_headlines, data_root, norm_text
@@ -28,7 +28,6 @@ from training.features import FeatureSet, cache_key, compute_features
 
 if TYPE_CHECKING:
     import torch
-    from torch import nn
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +54,7 @@ class PretrainConfig:
     progress: bool = True
 
 
-def lm_loss(net: nn.Module, x: torch.Tensor, mask: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+def lm_loss(net: TwoHeadClassifier, x: torch.Tensor, mask: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
     """Mean next-token cross-entropy of the upper part over non-pad positions (x: boundary states or ids)."""
     import torch.nn.functional as F
 
@@ -89,7 +88,7 @@ def pretrain_texts(config: PretrainConfig, exclude: set[str]) -> list[str]:
     return kept[: config.max_texts + config.heldout] if config.max_texts else kept
 
 
-def mean_lm_loss(net: nn.Module, feats: FeatureSet, ids: list[list[int]], batch: int = 64) -> float:
+def mean_lm_loss(net: TwoHeadClassifier, feats: FeatureSet, ids: list[list[int]], batch: int = 64) -> float:
     import torch
 
     net.eval()

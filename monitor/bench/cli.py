@@ -80,8 +80,8 @@ def run_events(args: argparse.Namespace, settings: Settings) -> int:
         held = [r for r in rows if r["covered_on"]]
         caught = sum(1 for r in held if r["caught_on"])
         print(f"leave-one-event-out: {caught}/{len(held)} held-out events caught within 24 h on a feed")
-        for r in rows:
-            sys.stdout.write(json.dumps(r) + "\n")
+        for row in rows:
+            sys.stdout.write(json.dumps(row) + "\n")
     return 0
 
 
