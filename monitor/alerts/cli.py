@@ -1,4 +1,4 @@
-"""Subcommands: ``finpulse scheduler``, ``finpulse alerts backtest|list|run-once``, ``finpulse bench nab|events``."""
+"""Subcommands: ``finpulse scheduler``, ``finpulse alerts backtest|list|run-once``, ``finpulse bench events``."""
 
 from __future__ import annotations
 
@@ -52,14 +52,6 @@ def add_commands(sub: Any) -> None:
     once.set_defaults(func=_run_once)
 
     bench = sub.add_parser("bench", help="benchmarks").add_subparsers(dest="bench_cmd", metavar="NAME")
-    n = bench.add_parser(
-        "nab", help="score the detector on NAB data (prints the three profile scores as JSON)"
-    )
-    n.add_argument("--data", required=True, type=Path, help="folder laid out as NAB: data/, labels/, config/")
-    n.add_argument("--out", required=True, type=Path, help="folder for the per-series result CSVs")
-    n.add_argument("--details", action="store_true", help="also print per-file scores on stderr")
-    n.set_defaults(func=_bench_nab)
-
     e = bench.add_parser(
         "events", help="replay the dated 2017-2020 headline feeds and score alerts against market events"
     )
@@ -193,22 +185,6 @@ def _backtest(args: argparse.Namespace, settings: Settings) -> int:
         sys.stdout.write(json.dumps(a.as_json(), default=str) + "\n")
     summary = bt.summarise(found, tagged)
     sys.stderr.write("summary: " + json.dumps(summary) + "\n")
-    return 0
-
-
-def _bench_nab(args: argparse.Namespace, settings: Settings) -> int:
-    from monitor.alerts.nab import run_benchmark
-
-    results = run_benchmark(args.data, args.out)
-    if args.details:
-        for r in results.values():
-            sys.stderr.write(f"{r.profile}: threshold {r.threshold:.4f}, raw {r.raw:.3f}\n")
-            for f in r.files:
-                sys.stderr.write(
-                    f"  {f.name}: score {f.score:.3f}, windows {f.windows_detected}/{f.n_windows}, "
-                    f"FP rows {f.fp}\n"
-                )
-    print(json.dumps({name: round(r.normalised, 2) for name, r in results.items()}))
     return 0
 
 
