@@ -36,8 +36,11 @@ run: $(STAMP)
 test: $(STAMP) system-deps
 	$(BIN)/python -m pytest -q
 
+LINTED := monitor training dashboards tests benchmarks
+
 lint: $(STAMP)
-	$(BIN)/ruff check monitor training dashboards tests benchmarks
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
 	$(BIN)/mypy
 
 clean:
