@@ -28,7 +28,15 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from monitor.nn import DOMAIN_ADAPTER, ModelSpec, build_network, load_weights, read_spec, save_network
+from monitor.nn import (
+    DOMAIN_ADAPTER,
+    ModelSpec,
+    TwoHeadClassifier,
+    build_network,
+    load_weights,
+    read_spec,
+    save_network,
+)
 from monitor.settings import ModelSettings
 from training.batches import NO_LABEL, Items, build_items
 from training.calibrate import ece_of, fit_temperature
@@ -148,7 +156,7 @@ def calibrate(
 
 
 def _features(
-    net: nn.Module,
+    net: TwoHeadClassifier,
     tokenizer: Any,
     texts: list[str],
     spec: ModelSpec,

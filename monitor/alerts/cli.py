@@ -94,35 +94,17 @@ def _scheduler(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _run_once(args: argparse.Namespace, settings: Settings) -> int:
-    from monitor.alerts.locks import DatabaseLock
-    from monitor.alerts.notifiers import WebhookSender, parse_webhooks
-    from monitor.alerts.scheduler import guarded_run
-    from monitor.alerts.service import AlertService
-    from monitor.alerts.words import lazy_explainer
+    from monitor.alerts.scheduler import build_alert_runner, guarded_run
     from monitor.store import init_db, make_engine
-    from monitor.watchlist import read_watchlist
 
     engine = make_engine(settings.database.url)
     init_db(engine)
-    sender = WebhookSender.from_settings(settings.alerts)
-    lock = DatabaseLock(
-        engine, settings.alerts.lock_name, timedelta(seconds=settings.alerts.lock_lease_seconds)
-    )
+    runner = build_alert_runner(settings, engine)
     try:
-        report = guarded_run(
-            AlertService(
-                engine,
-                settings.alerts,
-                parse_webhooks(settings.alerts, read_watchlist(settings.entities.watchlist).keys),
-                sender,
-                explainer=lazy_explainer(settings.model, settings.alerts.explain_words),
-            ),
-            lock,
-            datetime.now(UTC),
-        )
+        report = guarded_run(runner.service, runner.lock, datetime.now(UTC))
     finally:
-        lock.release()
-        sender.close()
+        runner.close()
+        engine.dispose()
     print(
         json.dumps(
             {
