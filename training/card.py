@@ -218,9 +218,3 @@ def _mistake_lines(validation: dict[str, Any]) -> list[str]:
             text = x["text"].replace("|", "\\|")
             lines.append(f"| {text} | {x['label']} | {x['prediction']} | {x['confidence']:.3f} |")
     return lines
-
-
-def rerender(model_dir: Path) -> None:
-    """Rewrite model_card.md from model_card.json (after editing its ``notes``)."""
-    card = json.loads((model_dir / "model_card.json").read_text())
-    (model_dir / "model_card.md").write_text(render_card(card))
