@@ -151,7 +151,7 @@ def _backtest(args: argparse.Namespace, settings: Settings) -> int:
     else:
         from monitor.classify import load_classifier  # heavy (torch): only when no tags are given
 
-        clf = load_classifier(settings.with_overrides(model=model_overrides(args, ("model",))).model)
+        clf = load_classifier(settings.with_overrides(model=model_overrides(args)).model)
         tags = bt.tags_from_classifier(list(frame["text"]), clf.predict, settings.model.batch_size)
     tagged = bt.attach_tags(frame, tags)
     e = settings.entities
@@ -173,4 +173,4 @@ def _backtest(args: argparse.Namespace, settings: Settings) -> int:
 def _bench_events(args: argparse.Namespace, settings: Settings) -> int:
     from monitor.bench.cli import run_events
 
-    return run_events(args, settings.with_overrides(model=model_overrides(args, ("model",))))
+    return run_events(args, settings.with_overrides(model=model_overrides(args)))
