@@ -30,11 +30,11 @@ from torch import nn
 
 from monitor.errors import ModelError
 from monitor.labels import SENTIMENTS, TOPICS
+from monitor.schema import strip_urls
 
 Pooling = Literal["mean", "last"]
 Mode = Literal["lora", "full", "heads-only"]
 
-_URL_RE = re.compile(r"https?://\S+|www\.\S+")
 _WS_RE = re.compile(r"\s+")
 LLAMA_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 GPT2_LORA_TARGETS = ("c_attn", "c_proj", "c_fc")
@@ -82,7 +82,7 @@ class ModelSpec:
 
 def clean_text(text: str, max_chars: int = 2_000) -> str:
     """What the model reads: URLs removed (t.co links carry no meaning), whitespace collapsed."""
-    text = _URL_RE.sub(" ", text[: max_chars * 2])
+    text = strip_urls(text[: max_chars * 2])
     return _WS_RE.sub(" ", text).strip()[:max_chars]
 
 
