@@ -234,6 +234,8 @@ def load_classifier(model: ModelSettings, long_running: bool = False) -> Classif
 
     ``long_running`` (the worker) lets ``compile="auto"`` compile a model directory's network.
     """
+    if model.kind != "trained":
+        log.warning("model kind %s: a test double (monitor/testing.py), not a trained model", model.kind)
     if model.kind == "noop":
         from monitor.testing import NoopClassifier
 
