@@ -104,7 +104,8 @@ def load_compose(env: Mapping[str, str], *files: Path) -> dict[str, Any]:
 
 
 def is_finpulse(svc: Mapping[str, Any]) -> bool:
-    return str(svc.get("image", "")).startswith("finpulse:")
+    """Built from this repository: ``finpulse:…`` or ``finpulse-<variant>:…`` (the dashboard's image)."""
+    return re.match(r"finpulse(-\w+)?:", str(svc.get("image", ""))) is not None
 
 
 def argv_of(command: str | list[Any]) -> list[str]:
