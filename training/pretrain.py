@@ -18,16 +18,15 @@ import random
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import torch
 
 from monitor.nn import ModelSpec, TwoHeadClassifier, build_network, encode_texts, lora_state, pad_batch
 from monitor.settings import ModelSettings
 from training.batches import bucketed_batches
 from training.data import archive_headlines, data_root, norm_text
 from training.features import FeatureSet, cache_key, compute_features
-
-if TYPE_CHECKING:
-    import torch
 
 log = logging.getLogger(__name__)
 
@@ -89,8 +88,6 @@ def pretrain_texts(config: PretrainConfig, exclude: set[str]) -> list[str]:
 
 
 def mean_lm_loss(net: TwoHeadClassifier, feats: FeatureSet, ids: list[list[int]], batch: int = 64) -> float:
-    import torch
-
     net.eval()
     total, count = 0.0, 0
     with torch.inference_mode():
@@ -108,7 +105,6 @@ def mean_lm_loss(net: TwoHeadClassifier, feats: FeatureSet, ids: list[list[int]]
 
 def run_pretraining(config: PretrainConfig, model: ModelSettings, exclude: set[str]) -> dict[str, Any]:
     """Train the domain adapter; returns (and writes beside it) a report with the held-out LM loss."""
-    import torch
     from safetensors.torch import save_file
     from tqdm import tqdm
     from transformers import AutoModel, AutoTokenizer

@@ -26,7 +26,10 @@ import shutil
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import torch
+from torch import nn
 
 from monitor.nn import (
     DOMAIN_ADAPTER,
@@ -59,10 +62,6 @@ from training.data import (
 )
 from training.features import FeatureSet, cache_key, compute_features
 from training.loop import ValSet, fit, predict_items, source_metrics
-
-if TYPE_CHECKING:
-    import torch
-    from torch import nn
 
 log = logging.getLogger(__name__)
 REAL_PREFIX = "real"
@@ -124,8 +123,6 @@ def calibrate(
     spec: ModelSpec, val: ValSet, topic: torch.Tensor, sent: torch.Tensor
 ) -> tuple[ModelSpec, dict[str, Any]]:
     """Per-head temperatures fitted on the real-headline validation items (all validation items without them)."""
-    import torch
-
     report: dict[str, Any] = {}
     temps = {}
     for head, logits, labels in (("topic", topic, val.items.topic), ("sentiment", sent, val.items.sentiment)):
@@ -181,7 +178,6 @@ def _features(
 
 def run_training(config: TrainConfig, model: ModelSettings) -> Path:
     """Train, pick the best validation checkpoint, calibrate, save the model directory with its card."""
-    import torch
     from transformers import AutoModel, AutoTokenizer
 
     from monitor.backbone import resolve_backbone
