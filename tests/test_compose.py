@@ -278,6 +278,25 @@ def test_only_the_dashboard_image_installs_streamlit_and_none_the_embedded_broke
     assert re.search(r"^ARG EXTRAS=", text, re.M) and "optional-dependencies" in text
 
 
+def test_every_core_dependency_is_imported_by_the_product() -> None:
+    """No declared dependency that nothing imports (``rich`` was one); drivers and plugins are named here."""
+    import importlib.metadata
+    import tomllib
+
+    indirect = {"psycopg": "SQLAlchemy's PostgreSQL driver", "gguf": "transformers' GGUF reader"}
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    norm = lambda name: re.sub(r"[-_.]+", "-", name).lower()  # noqa: E731 - PEP 503 names
+    declared = {norm(re.split(r"[\[<>=]", d)[0]) for d in project["dependencies"]}
+    dists = {m: {norm(d) for d in ds} for m, ds in importlib.metadata.packages_distributions().items()}
+    source = "\n".join(
+        p.read_text() for pkg in ("monitor", "training", "dashboards") for p in (REPO / pkg).rglob("*.py")
+    )
+    imported = {m for m in re.findall(r"^\s*(?:from|import) (\w+)", source, re.M)}
+    used = {d for m in imported for d in dists.get(m, ())}
+    unused = sorted(declared - used - set(indirect))
+    assert not unused, f"declared in pyproject.toml but never imported: {unused}"
+
+
 # ---------------------------------------------------------------- the stack as local processes
 
 
