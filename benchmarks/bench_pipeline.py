@@ -43,7 +43,7 @@ def headlines(n: int) -> list[str]:
     return [f"{titles[i % len(titles)]} #{i}" for i in range(n)]
 
 
-def run_once(bootstrap: str, n: int, model: str, batch_size: int, tag: str) -> dict[str, float]:
+def run_once(bootstrap: str, n: int, model: ModelSettings, batch_size: int, tag: str) -> dict[str, float]:
     kafka = KafkaSettings(
         bootstrap=bootstrap,
         topic_raw=f"bench-raw-{tag}",
@@ -65,7 +65,7 @@ def run_once(bootstrap: str, n: int, model: str, batch_size: int, tag: str) -> d
             ),
         }
     )
-    clf = load_classifier(ModelSettings(path=model), long_running=True)  # as `finpulse worker`: compiled
+    clf = load_classifier(model, long_running=True)  # as `finpulse worker`: compiled
     ensure_topics(kafka, {kafka.topic_raw: 4})
     producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20)
     t0 = datetime(2024, 1, 1, tzinfo=UTC)
@@ -119,12 +119,14 @@ def main() -> None:
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     with embedded_broker() as broker:
-        noop = run_once(broker.bootstrap, args.items, "noop", args.batch_size, "noop")
+        noop = run_once(broker.bootstrap, args.items, ModelSettings(kind="noop"), args.batch_size, "noop")
         print(
             f"no-op model : {noop['items']:.0f} items in {noop['seconds']:.1f}s = "
             f"{noop['items_per_s']:.0f} items/s (broker + decode + SQLite upsert + tagged publish + commit)"
         )
-        real = run_once(broker.bootstrap, args.model_items, args.model, args.batch_size, "model")
+        real = run_once(
+            broker.bootstrap, args.model_items, ModelSettings(path=args.model), args.batch_size, "model"
+        )
         print(
             f"model {Path(args.model).name}: {real['items']:.0f} items in {real['seconds']:.1f}s = "
             f"{real['items_per_s']:.1f} items/s; time in model {real['model_share']:.1%}, "

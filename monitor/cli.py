@@ -17,7 +17,7 @@ from monitor.settings import Settings
 COMMAND_MODULES = (
     "monitor.commands",  # broker, worker, ingest, run, db, healthcheck
     "training.cli",  # train, evaluate, classify, model
-    "monitor.alerts.cli",  # scheduler, alerts, bench nab
+    "monitor.alerts.cli",  # scheduler, alerts, bench events
     "dashboards.cli",  # dashboard
     "monitor.analyst_cli",  # explain, feedback export
 )

@@ -119,7 +119,7 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
             "max_wait_ms": args.max_wait_ms,
             "metrics_port": args.metrics_port,
         },
-        model=model_overrides(args, WORKER),
+        model=model_overrides(args),
         kafka={"group": args.group},
     )
     return run_worker(s)

@@ -31,7 +31,6 @@ from monitor.labels import SENTIMENTS, TOPICS
 from monitor.schema import Tags
 
 Head = Literal["sentiment", "topic"]
-HEADS: tuple[Head, ...] = ("sentiment", "topic")
 MAX_WORDS = 48  # words beyond this are not occluded (the model reads at most ~64 tokens anyway)
 _WORD_RE = re.compile(r"\S+")
 

@@ -23,19 +23,18 @@ import json
 import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
+
+import torch
+from torch import nn
 
 from monitor.errors import ModelError
 from monitor.labels import SENTIMENTS, TOPICS
-
-if TYPE_CHECKING:
-    import torch
-    from torch import nn
+from monitor.schema import strip_urls
 
 Pooling = Literal["mean", "last"]
 Mode = Literal["lora", "full", "heads-only"]
 
-_URL_RE = re.compile(r"https?://\S+|www\.\S+")
 _WS_RE = re.compile(r"\s+")
 LLAMA_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 GPT2_LORA_TARGETS = ("c_attn", "c_proj", "c_fc")
@@ -83,7 +82,7 @@ class ModelSpec:
 
 def clean_text(text: str, max_chars: int = 2_000) -> str:
     """What the model reads: URLs removed (t.co links carry no meaning), whitespace collapsed."""
-    text = _URL_RE.sub(" ", text[: max_chars * 2])
+    text = strip_urls(text[: max_chars * 2])
     return _WS_RE.sub(" ", text).strip()[:max_chars]
 
 
@@ -97,8 +96,6 @@ def encode_texts(tokenizer: Any, texts: list[str], max_length: int) -> list[list
 
 def pad_batch(seqs: list[Any], pad_value: float | int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Right-pad token-id lists or (T, H) tensors -> (B, T[, H]) tensor and a (B, T) long mask."""
-    import torch
-
     width = max(len(s) for s in seqs)
     mask = torch.zeros(len(seqs), width, dtype=torch.long)
     if isinstance(seqs[0], torch.Tensor) and seqs[0].dim() == 2:
@@ -114,8 +111,6 @@ def pad_batch(seqs: list[Any], pad_value: float | int = 0) -> tuple[torch.Tensor
 
 def pool(hidden: torch.Tensor, mask: torch.Tensor, how: Pooling) -> torch.Tensor:
     """(B, T, H) states, (B, T) mask -> (B, H). Works for left or right padding."""
-    import torch
-
     m = mask.to(hidden.dtype).unsqueeze(-1)
     if how == "mean":
         return (hidden * m).sum(1) / m.sum(1).clamp(min=1.0)
@@ -125,79 +120,61 @@ def pool(hidden: torch.Tensor, mask: torch.Tensor, how: Pooling) -> torch.Tensor
 
 
 def _torch_dtype(name: str) -> torch.dtype:
-    import torch
-
     return {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}[name]
 
 
-def _make_module_class() -> type:
-    import torch
-    from torch import nn
+class TwoHeadClassifier(nn.Module):
+    """backbone (+ optional split) -> pooled state -> (topic logits, sentiment logits)."""
 
-    class TwoHeadClassifier(nn.Module):
-        """backbone (+ optional split) -> pooled state -> (topic logits, sentiment logits)."""
+    def __init__(self, backbone: nn.Module, spec: ModelSpec, hidden: int) -> None:
+        super().__init__()
+        self.backbone: Any = backbone  # an HF base model (LlamaModel / GPT2Model)
+        self.spec = spec
+        self.topic_head = nn.Sequential(nn.Dropout(spec.head_dropout), nn.Linear(hidden, len(spec.topics)))
+        self.sentiment_head = nn.Sequential(
+            nn.Dropout(spec.head_dropout), nn.Linear(hidden, len(spec.sentiments))
+        )
 
-        def __init__(self, backbone: nn.Module, spec: ModelSpec, hidden: int) -> None:
-            super().__init__()
-            self.backbone: Any = backbone  # an HF base model (LlamaModel / GPT2Model)
-            self.spec = spec
-            self.topic_head = nn.Sequential(
-                nn.Dropout(spec.head_dropout), nn.Linear(hidden, len(spec.topics))
-            )
-            self.sentiment_head = nn.Sequential(
-                nn.Dropout(spec.head_dropout), nn.Linear(hidden, len(spec.sentiments))
-            )
+    # -- split helpers (Llama family) -------------------------------------------------------------
+    def _run_layers(self, h: torch.Tensor, mask: torch.Tensor, start: int, end: int) -> torch.Tensor:
+        from transformers.masking_utils import create_causal_mask
 
-        # -- split helpers (Llama family) -------------------------------------------------------------
-        def _run_layers(self, h: torch.Tensor, mask: torch.Tensor, start: int, end: int) -> torch.Tensor:
-            from transformers.masking_utils import create_causal_mask
+        bb = self.backbone
+        position_ids = torch.arange(h.shape[1], device=h.device).unsqueeze(0)
+        causal = create_causal_mask(
+            config=bb.config, inputs_embeds=h, attention_mask=mask, cache=None, position_ids=position_ids
+        )
+        rope = bb.rotary_emb(h, position_ids=position_ids)
+        for layer in bb.layers[start:end]:
+            h = layer(h, attention_mask=causal, position_embeddings=rope, position_ids=position_ids)
+        return h
 
-            bb = self.backbone
-            position_ids = torch.arange(h.shape[1], device=h.device).unsqueeze(0)
-            causal = create_causal_mask(
-                config=bb.config, inputs_embeds=h, attention_mask=mask, cache=None, position_ids=position_ids
-            )
-            rope = bb.rotary_emb(h, position_ids=position_ids)
-            for layer in bb.layers[start:end]:
-                h = layer(h, attention_mask=causal, position_embeddings=rope, position_ids=position_ids)
-            return h
+    def lower(self, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Frozen part: (B, T) ids -> (B, T, H) boundary states in ``state_dtype`` (or the ids)."""
+        if self.spec.split_layer is None:
+            return input_ids
+        h = self.backbone.embed_tokens(input_ids)
+        h = self._run_layers(h, mask, 0, self.spec.split_layer)
+        return h.to(_torch_dtype(self.spec.state_dtype))
 
-        def lower(self, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-            """Frozen part: (B, T) ids -> (B, T, H) boundary states in ``state_dtype`` (or the ids)."""
-            if self.spec.split_layer is None:
-                return input_ids
-            h = self.backbone.embed_tokens(input_ids)
-            h = self._run_layers(h, mask, 0, self.spec.split_layer)
-            return h.to(_torch_dtype(self.spec.state_dtype))
+    def upper(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Trained part: boundary states (or ids) -> (B, n_topics), (B, n_sentiments) logits."""
+        if self.spec.split_layer is None:
+            h = self.backbone(input_ids=x, attention_mask=mask).last_hidden_state
+        else:
+            h = x.to(self.backbone.embed_tokens.weight.dtype)
+            h = self._run_layers(h, mask, self.spec.split_layer, len(self.backbone.layers))
+            h = self.backbone.norm(h)
+        pooled = pool(h.float(), mask, self.spec.pooling)
+        return self.topic_head(pooled), self.sentiment_head(pooled)
 
-        def upper(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            """Trained part: boundary states (or ids) -> (B, n_topics), (B, n_sentiments) logits."""
-            if self.spec.split_layer is None:
-                h = self.backbone(input_ids=x, attention_mask=mask).last_hidden_state
-            else:
-                h = x.to(self.backbone.embed_tokens.weight.dtype)
-                h = self._run_layers(h, mask, self.spec.split_layer, len(self.backbone.layers))
-                h = self.backbone.norm(h)
-            pooled = pool(h.float(), mask, self.spec.pooling)
-            return self.topic_head(pooled), self.sentiment_head(pooled)
-
-        def forward(self, input_ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            return self.upper(self.lower(input_ids, mask), mask)
-
-    return TwoHeadClassifier
+    def forward(self, input_ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.upper(self.lower(input_ids, mask), mask)
 
 
-_MODULE_CLASS: type | None = None
-
-
-def two_head_class() -> type:
-    global _MODULE_CLASS
-    if _MODULE_CLASS is None:
-        _MODULE_CLASS = _make_module_class()
-    return _MODULE_CLASS
-
-
-def build_network(backbone: Any, spec: ModelSpec, domain_state: dict[str, Any] | None = None) -> Any:
+def build_network(
+    backbone: Any, spec: ModelSpec, domain_state: dict[str, Any] | None = None
+) -> TwoHeadClassifier:
     """Wrap an HF base model (LlamaModel / GPT2Model): truncate, freeze as the mode says, add heads.
 
     ``domain_state`` (LoRA tensors from ``finpulse pretrain``) is merged into the upper layers first, so the
@@ -217,7 +194,7 @@ def build_network(backbone: Any, spec: ModelSpec, domain_state: dict[str, Any] |
             raise ModelError("split_layer needs a Llama-family backbone (model.layers, rotary positions)")
         if not 0 <= spec.split_layer <= len(layers):
             raise ModelError(f"split_layer={spec.split_layer} outside 0..{len(layers)}")
-    net = two_head_class()(backbone, spec, int(config.hidden_size))
+    net = TwoHeadClassifier(backbone, spec, int(config.hidden_size))
     if domain_state is not None:
         merge_domain_adapter(net, spec, domain_state)
     for p in net.backbone.parameters():

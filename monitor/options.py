@@ -12,7 +12,12 @@ MODEL_OPTIONS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "model": (
         "--model",
         "path",
-        {"help": "model directory, or 'tiny-random' / 'noop' (FINPULSE_MODEL_PATH)"},
+        {"help": "trained model directory (FINPULSE_MODEL_PATH)"},
+    ),
+    "backbone": (
+        "--backbone",
+        "backbone",
+        {"help": "named GGUF backbone or HF folder (FINPULSE_MODEL_BACKBONE)"},
     ),
     "device": ("--device", "device", {"help": "auto | cpu | cuda | cuda:N (FINPULSE_MODEL_DEVICE)"}),
     "dtype": ("--dtype", "dtype", {"choices": ["auto", "fp32", "bf16"], "help": "FINPULSE_MODEL_DTYPE"}),
@@ -37,11 +42,16 @@ WORKER = ("model", "device", "compile")  # the worker's --batch-size is its micr
 
 
 def add_model_options(parser: argparse.ArgumentParser, names: Sequence[str] = INFERENCE) -> None:
+    """Declare these model options on ``parser``; ``model_overrides(args)`` then reads exactly them back."""
     for name in names:
         flag, _, kwargs = MODEL_OPTIONS[name]
         parser.add_argument(flag, dest=name, **kwargs)
+    parser.set_defaults(model_options=(*(parser.get_default("model_options") or ()), *names))
 
 
-def model_overrides(args: argparse.Namespace, names: Sequence[str] = INFERENCE) -> dict[str, Any]:
-    """``ModelSettings`` fields given on the command line (``None`` = not given), for ``with_overrides``."""
-    return {MODEL_OPTIONS[name][1]: getattr(args, name, None) for name in names}
+def model_overrides(args: argparse.Namespace, names: Sequence[str] | None = None) -> dict[str, Any]:
+    """``ModelSettings`` fields given on the command line (``None`` = not given), for ``with_overrides``:
+    the options named, by default those the command declared with ``add_model_options`` (so an option of
+    the same name that belongs to something else, e.g. a training batch size, never reaches the model)."""
+    chosen = getattr(args, "model_options", ()) if names is None else names
+    return {MODEL_OPTIONS[name][1]: getattr(args, name, None) for name in chosen}

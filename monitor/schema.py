@@ -23,7 +23,7 @@ TICKER_RE = re.compile(r"^[A-Z0-9][A-Z0-9.\-]{0,9}$")  # what a ticker symbol ma
 _CASHTAG_RE = re.compile(r"\$([A-Za-z]{1,6})(?![A-Za-z])")
 _WS_RE = re.compile(r"\s+")
 _NORM_STRIP_RE = re.compile(r"[^\w\s]")
-_URL_RE = re.compile(r"https?://\S+")
+_URL_RE = re.compile(r"https?://\S+|www\.\S+")
 _INVISIBLE_RE = re.compile(r"[\s\u200b-\u200f\u2060-\u2064\ufeff\u00ad]+")
 MAX_TICKERS = 32  # per item, given + cashtags: a list beyond this is not news about those companies
 # Hard calendar bounds for every producer (the worker narrows them with Limits): outside them datetime
@@ -38,10 +38,16 @@ def stable_id(source: str, url: str | None, title: str) -> str:
     return hashlib.sha256(basis.encode("utf-8")).hexdigest()[:32]
 
 
+def strip_urls(text: str) -> str:
+    """``text`` with every link (``http(s)://…``, ``www.…``) replaced by a space: the one URL rule, for story
+    keys and for what the model reads (links carry no meaning, t.co ones least of all)."""
+    return _URL_RE.sub(" ", text)
+
+
 def normalise_title(title: str) -> str:
     """Key for repeated-story detection: case-folded, URLs/punctuation dropped, whitespace collapsed."""
     text = unicodedata.normalize("NFKC", title)
-    text = _URL_RE.sub(" ", text).casefold()
+    text = strip_urls(text).casefold()
     text = _NORM_STRIP_RE.sub(" ", text)
     return _WS_RE.sub(" ", text).strip()
 

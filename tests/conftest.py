@@ -155,7 +155,7 @@ def settings_for(kafka: KafkaSettings, db_url: str, **worker: object) -> Setting
             "worker": base.worker.model_copy(
                 update={"metrics_port": 0, "batch_size": 32, "max_wait_ms": 200, **worker}
             ),
-            "model": base.model.model_copy(update={"path": "tiny-random"}),
+            "model": base.model.model_copy(update={"kind": "tiny-random"}),
         }
     )
 
@@ -174,7 +174,7 @@ def env_for(kafka: KafkaSettings, db_url: str, **extra: str) -> dict[str, str]:
             "FINPULSE_KAFKA_HEARTBEAT_INTERVAL_MS": str(kafka.heartbeat_interval_ms),
             "FINPULSE_KAFKA_PARTITIONS": str(kafka.partitions),
             "FINPULSE_DATABASE_URL": db_url,
-            "FINPULSE_MODEL_PATH": "tiny-random",
+            "FINPULSE_MODEL_KIND": "tiny-random",
             "FINPULSE_WORKER_METRICS_PORT": "0",
             "PYTHONUNBUFFERED": "1",
         }

@@ -114,11 +114,12 @@ def test_backtest_tags_may_cover_every_csv_row_including_blank_ones(
 
 
 def test_backtest_through_the_classifier_interface(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pytest.importorskip("monitor.classify")
     csv, _ = write_fixture(tmp_path, days=3)
-    assert main(["alerts", "backtest", "--input", str(csv), "--model", "noop"]) == 0
+    monkeypatch.setenv("FINPULSE_MODEL_KIND", "noop")
+    assert main(["alerts", "backtest", "--input", str(csv)]) == 0
     out, err = capsys.readouterr()
     assert out == ""  # the no-op model calls everything neutral: no negative spike
     assert '"alerts": 0' in err
@@ -166,3 +167,24 @@ def test_alert_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatc
     s = Settings().alerts
     assert s.interval_seconds == 15 and s.cooldown_minutes == 45
     assert "secret" not in repr(s) and "secret" in s.webhooks.get_secret_value()
+
+
+def test_run_once_runs_under_the_scheduler_lock(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from monitor.alerts.locks import DatabaseLock
+    from monitor.store import init_db, make_engine
+
+    url = f"sqlite:///{tmp_path / 'alerts.db'}"
+    monkeypatch.setenv("FINPULSE_DATABASE_URL", url)
+    assert main(["alerts", "run-once"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["new_alerts"], report["sent"], report["failed"], report["skipped"]) == (0, 0, 0, False)
+    engine = make_engine(url)
+    init_db(engine)
+    scheduler = DatabaseLock(engine, Settings().alerts.lock_name, timedelta(hours=1), holder="scheduler")
+    assert scheduler.ensure(datetime.now(UTC))  # a running scheduler holds the lock: run-once stands by
+    assert main(["alerts", "run-once"]) == 0
+    assert json.loads(capsys.readouterr().out)["skipped"] is True
+    scheduler.release()
+    engine.dispose()

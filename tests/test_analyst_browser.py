@@ -123,7 +123,7 @@ def light(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Light]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FINPULSE_")}
     env |= {
         "FINPULSE_DATABASE_URL": url,
-        "FINPULSE_MODEL_PATH": "tiny-random",
+        "FINPULSE_MODEL_KIND": "tiny-random",
         "FINPULSE_MODEL_DTYPE": "fp32",
         "FINPULSE_DASHBOARD_REFRESH_SECONDS": "600",
     }  # no live rerun while the test reads the page

@@ -1,4 +1,4 @@
-"""Inference API: load_classifier("tiny-random" | "noop" | dir) and predict(texts) -> list[Tags]."""
+"""Inference API: load_classifier(kind "trained" (a dir) | "tiny-random" | "noop") and predict(texts) -> list[Tags]."""
 
 from __future__ import annotations
 
@@ -8,14 +8,15 @@ import time
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from monitor.classify import load_classifier
 from monitor.errors import ModelError
 from monitor.labels import SENTIMENTS, TOPICS
-from monitor.settings import ModelSettings
+from monitor.settings import ModelSettings, Settings
 from training.io import classify_jsonl
 
-TINY = ModelSettings(path="tiny-random", dtype="fp32", batch_size=4)
+TINY = ModelSettings(kind="tiny-random", dtype="fp32", batch_size=4)
 HEADLINES = [
     "Acme shares plunge after profit warning",
     "Globex beats estimates and raises guidance https://t.co/xyz",
@@ -28,7 +29,7 @@ HEADLINES = [
 
 
 def test_noop_returns_a_neutral_tag_per_text() -> None:
-    clf = load_classifier(ModelSettings(path="noop"))
+    clf = load_classifier(ModelSettings(kind="noop"))
     tags = clf.predict(["a", "b"])
     assert clf.version == "noop" and len(tags) == 2
     assert all(
@@ -84,6 +85,17 @@ def test_missing_model_directory_is_a_model_error(tmp_path: Path) -> None:
         load_classifier(ModelSettings(path=str(tmp_path / "empty")))
 
 
+def test_test_doubles_are_chosen_by_kind_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A model path never selects a test double; the kind is a checked setting (FINPULSE_MODEL_KIND)."""
+    with pytest.raises(ModelError, match="does not exist"):
+        load_classifier(ModelSettings(path="tiny-random"))
+    monkeypatch.setenv("FINPULSE_MODEL_KIND", "noop")
+    assert Settings().model.kind == "noop"
+    monkeypatch.setenv("FINPULSE_MODEL_KIND", "tiny")
+    with pytest.raises(ValidationError, match="kind"):
+        Settings()
+
+
 def test_classify_jsonl_round_trip_skips_bad_lines() -> None:
     src = io.StringIO('{"id": 1, "text": "Fed hikes"}\nnot json\n{"id": "b", "text": ""}\n[1]\n')
     dst = io.StringIO()
@@ -101,9 +113,12 @@ def test_classify_jsonl_round_trip_skips_bad_lines() -> None:
     }
 
 
-def test_classify_cli_one_headline(capsys: pytest.CaptureFixture[str]) -> None:
+def test_classify_cli_one_headline(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     from monitor.cli import main
 
-    assert main(["classify", "--model", "tiny-random", "Acme", "beats", "estimates"]) == 0
+    monkeypatch.setenv("FINPULSE_MODEL_KIND", "tiny-random")
+    assert main(["classify", "Acme", "beats", "estimates"]) == 0
     out = capsys.readouterr().out
     assert "sentiment" in out and "topic" in out and "tiny-random" in out

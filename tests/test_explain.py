@@ -35,7 +35,7 @@ from monitor.settings import DEFAULT_MODEL_DIR, ModelSettings
 from monitor.store import init_db, make_engine
 
 receiver = support.receiver
-TINY = ModelSettings(path="tiny-random", dtype="fp32", batch_size=64)
+TINY = ModelSettings(kind="tiny-random", dtype="fp32", batch_size=64)
 HEADLINES = [
     "Boeing shares plunge after FAA grounds 737 MAX fleet",
     "Apple beats earnings estimates and raises its dividend",
@@ -142,16 +142,19 @@ def test_deleting_top_words_moves_the_shipped_model_more_than_random_words() -> 
         assert d["top"] > d["random"] + 0.05, (head, d)
 
 
-def test_explain_cli_prints_tags_and_top_words(capsys: pytest.CaptureFixture[str]) -> None:
+def test_explain_cli_prints_tags_and_top_words(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     from monitor.cli import main
 
-    assert main(["explain", "--model", "tiny-random", "Oil", "prices", "slump", "again"]) == 0
+    monkeypatch.setenv("FINPULSE_MODEL_KIND", "tiny-random")
+    assert main(["explain", "Oil", "prices", "slump", "again"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("sentiment ") and out[0].split()[1] in SENTIMENTS and "top words:" in out[0]
     assert out[1].startswith("topic ") and any(
         w in out[0] + out[1] for w in ("Oil", "prices", "slump", "again")
     )
-    assert main(["explain", "--json", "--model", "tiny-random", "Oil prices slump"]) == 0
+    assert main(["explain", "--json", "Oil prices slump"]) == 0
     import json
 
     report = json.loads(capsys.readouterr().out)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from monitor.classify import gpt2_tokenizer, load_model_dir
+from monitor.classify import load_model_dir
 from monitor.nn import (
     ModelSpec,
     build_network,
@@ -18,6 +18,7 @@ from monitor.nn import (
     save_network,
 )
 from monitor.settings import ModelSettings
+from monitor.testing import gpt2_tokenizer
 
 
 def tiny_llama_dir(root: Path) -> Path:

@@ -34,7 +34,7 @@ _CLF = None
 def classifier():  # type: ignore[no-untyped-def]
     global _CLF
     if _CLF is None:
-        _CLF = load_classifier(ModelSettings(path="tiny-random"))
+        _CLF = load_classifier(ModelSettings(kind="tiny-random"))
     return _CLF
 
 

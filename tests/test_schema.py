@@ -67,3 +67,11 @@ def test_normalised_titles_match_across_sources() -> None:
 def test_cashtags_are_added_to_tickers() -> None:
     item = NewsItem(title="$TSLA and $aapl rally", source="s", published_at=datetime.now(UTC) - timedelta(1))
     assert item.all_tickers() == ("AAPL", "TSLA")
+
+
+def test_story_keys_and_model_text_drop_the_same_links() -> None:
+    from monitor.nn import clean_text
+
+    title = "Acme recalls cars https://t.co/AbC123 details at www.acme.example/recall"
+    assert normalise_title(title) == "acme recalls cars details at"
+    assert clean_text(title) == "Acme recalls cars details at"

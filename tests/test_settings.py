@@ -45,21 +45,33 @@ def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentP
 
 def test_model_flags_are_one_declaration_everywhere() -> None:
     commands = _subparsers(build_parser())
+    alerts, model = _subparsers(commands["alerts"]), _subparsers(commands["model"])
+    parsers = [commands[name] for name in ("worker", "run", "classify", "evaluate", "train", "explain")]
+    parsers += [alerts["backtest"], model["prepare"]]
+    flags = ("--model", "--device", "--compile", "--dtype", "--threads", "--backbone")
     helps: dict[str, set[str]] = {}
-    for name in ("worker", "run", "classify", "evaluate", "train"):
-        for action in commands[name]._actions:
-            for flag in ("--model", "--device", "--compile", "--dtype", "--threads"):
+    for parser in parsers:
+        for action in parser._actions:
+            for flag in flags:
                 if flag in action.option_strings:
                     helps.setdefault(flag, set()).add(str(action.help))
-    assert set(helps) == {"--model", "--device", "--compile", "--dtype", "--threads"}
+    assert set(helps) == set(flags)
     assert all(len(texts) == 1 for texts in helps.values()), helps
 
 
 def test_model_flags_map_to_model_settings() -> None:
     args = build_parser().parse_args(
-        ["worker", "--batch-size", "8", "--model", "tiny-random", "--compile", "off"]
+        ["worker", "--batch-size", "8", "--model", "models/other", "--compile", "off"]
     )
-    assert model_overrides(args, WORKER) == {"path": "tiny-random", "device": None, "compile": "off"}
+    assert model_overrides(args) == model_overrides(args, WORKER)  # what the command declared
+    assert model_overrides(args) == {"path": "models/other", "device": None, "compile": "off"}
     assert args.batch_size == 8  # the worker's micro-batch, not the model's
-    settings = Settings().with_overrides(model=model_overrides(args, WORKER))
-    assert (settings.model.path, settings.model.compile) == ("tiny-random", "off")
+    settings = Settings().with_overrides(model=model_overrides(args))
+    assert (settings.model.path, settings.model.compile) == ("models/other", "off")
+
+
+def test_a_training_batch_size_never_reaches_the_model() -> None:
+    args = build_parser().parse_args(["pretrain", "--out", "a.safetensors", "--batch-size", "7"])
+    assert model_overrides(args) == {"threads": None}
+    args = build_parser().parse_args(["classify", "--batch-size", "7", "x"])
+    assert Settings().with_overrides(model=model_overrides(args)).model.batch_size == 7

@@ -96,6 +96,24 @@ def test_generic_loader_reads_csv_and_jsonl_and_rejects_unknown_labels(tmp_path:
         load_labelled(tmp_path / "missing.csv", "topic")
 
 
+def test_training_reads_rows_through_the_ingest_reader(tmp_path: Path) -> None:
+    """One CSV/JSONL reader: training sees the rows replay sees, as strings; a bad line is an error here."""
+    from monitor.ingest.replay import read_rows as replay_rows
+
+    jsonl = tmp_path / "rows.jsonl"
+    jsonl.write_text('{"text": "a", "n": 1}\n{"text": "b"}\n{"text": "c", "n": 3, "extra": null}\n')
+    assert read_rows(jsonl) == [
+        {"text": "a", "n": "1", "extra": ""},
+        {"text": "b", "n": "", "extra": ""},
+        {"text": "c", "n": "3", "extra": ""},
+    ]
+    frame, errors = replay_rows(jsonl)
+    assert errors == [] and list(frame["n"])[::2] == [1, 3]  # JSON values as given, no 1 -> 1.0 beside a gap
+    jsonl.write_text('{"text": "a"}\nnot json\n')
+    with pytest.raises(DataError, match="line 2: not JSON"):
+        read_rows(jsonl)
+
+
 def test_split_is_seeded_stratified_and_leak_free() -> None:
     examples = [Example(f"text {i % 90}", "sentiment", SENTIMENTS[i % 3], "s") for i in range(300)]
     train, val = split_train_val(examples, 0.1, seed=3)

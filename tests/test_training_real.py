@@ -287,8 +287,8 @@ def test_warm_started_calibrated_run_with_a_domain_adapter(
 
 
 def test_a_kept_state_does_not_move_on_with_training() -> None:
-    from monitor.classify import tiny_random_network
     from monitor.nn import trained_state
+    from monitor.testing import tiny_random_network
 
     net = tiny_random_network()
     kept = trained_state(net)

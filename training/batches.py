@@ -8,13 +8,11 @@ import random
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+
+import torch
 
 from monitor.nn import ModelSpec
 from training.data import Example, norm_text
-
-if TYPE_CHECKING:
-    import torch
 
 NO_LABEL = -1
 
@@ -85,8 +83,6 @@ def bucketed_batches(lengths: list[int], batch_size: int, seed: int, pool: int =
 
 def label_tensors(items: Items, idx: list[int]) -> tuple[torch.Tensor, ...]:
     """(topic_y, sentiment_y, topic_w, sentiment_w) for the items ``idx``."""
-    import torch
-
     return (
         torch.tensor([items.topic[i] for i in idx]),
         torch.tensor([items.sentiment[i] for i in idx]),

@@ -65,7 +65,7 @@ PATH_FIELDS = ("out_dir", "data_dir", "work_dir", "real_labels", "domain_adapter
 def portable_config(config: dict[str, Any]) -> dict[str, Any]:
     """The training config as the card records it: path settings reduced to the file or folder name (the data
     folder and work folder to nothing), so a card never names a machine's layout."""
-    out = {k: (list(v) if isinstance(v, tuple) else v) for k, v in config.items()}
+    out: dict[str, Any] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in config.items()}
     for key in PATH_FIELDS:
         if out.get(key):
             out[key] = None if key in ("data_dir", "work_dir") else Path(out[key]).name
@@ -218,9 +218,3 @@ def _mistake_lines(validation: dict[str, Any]) -> list[str]:
             text = x["text"].replace("|", "\\|")
             lines.append(f"| {text} | {x['label']} | {x['prediction']} | {x['confidence']:.3f} |")
     return lines
-
-
-def rerender(model_dir: Path) -> None:
-    """Rewrite model_card.md from model_card.json (after editing its ``notes``)."""
-    card = json.loads((model_dir / "model_card.json").read_text())
-    (model_dir / "model_card.md").write_text(render_card(card))

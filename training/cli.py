@@ -14,9 +14,7 @@ from monitor.settings import Settings
 
 
 def _model_settings(args: argparse.Namespace, settings: Settings) -> Settings:
-    return settings.with_overrides(
-        model={**model_overrides(args), "backbone": getattr(args, "backbone", None)}
-    )
+    return settings.with_overrides(model=model_overrides(args))
 
 
 def _cmd_classify(args: argparse.Namespace, settings: Settings) -> int:
@@ -146,7 +144,6 @@ def add_commands(sub: Any) -> None:
         "--feedback-weight", type=float, dest="feedback_weight", help="loss weight of a correction"
     )
     p.add_argument("--mode", choices=["lora", "full", "heads-only"])
-    p.add_argument("--backbone", help="named GGUF backbone or HF folder (FINPULSE_MODEL_BACKBONE)")
     p.add_argument("--num-layers", type=int, help="keep the first N backbone layers")
     p.add_argument("--split-layer", type=int, help="freeze and cache states below this layer")
     p.add_argument("--pooling", choices=["mean", "last"])
@@ -193,7 +190,7 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--patience", type=int, help="early stopping: evaluations without improvement")
     p.add_argument("--work-dir", help="features cache + checkpoints (default CACHE_DIR/train)")
     p.add_argument("--max-length", type=int)
-    add_model_options(p, ("device", "dtype", "threads"))
+    add_model_options(p, ("backbone", "device", "dtype", "threads"))
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("pretrain", help="domain-adaptive pre-training of the upper layers on headlines")
@@ -212,5 +209,5 @@ def add_commands(sub: Any) -> None:
     p = sub.add_parser("model", help="model utilities")
     msub = p.add_subparsers(dest="model_command", metavar="ACTION")
     q = msub.add_parser("prepare", help="convert the backbone into the cache folder (once)")
-    q.add_argument("--backbone", help="named GGUF backbone or HF folder (FINPULSE_MODEL_BACKBONE)")
+    add_model_options(q, ("backbone",))
     q.set_defaults(func=_cmd_prepare)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import json
 import random
 import re
 from collections import defaultdict
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Literal
 
 from monitor.errors import FinPulseError
+from monitor.ingest import replay
 from monitor.labels import SENTIMENTS, TOPICS
 from monitor.nn import clean_text
 from monitor.settings import Settings
@@ -73,21 +73,20 @@ def file_sha256(path: Path) -> str:
 
 
 def read_rows(path: Path) -> list[dict[str, str]]:
-    """Rows of a CSV (header line) or JSONL file as dicts of strings."""
+    """Rows of a CSV (header line) or JSONL file as dicts of strings ("" where a value is missing), read by
+    the one CSV/JSONL reader (``monitor.ingest.replay.read_rows``); a line it cannot read is a ``DataError``
+    here (training data is curated: nothing is skipped silently)."""
     if not path.is_file():
         raise DataError(f"data file {path} does not exist")
-    if path.suffix in (".jsonl", ".json", ".ndjson"):
-        rows = []
-        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            if line.strip():
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise DataError(f"{path}:{n}: not JSON ({exc.msg})") from exc
-                rows.append({k: "" if v is None else str(v) for k, v in obj.items()})
-        return rows
-    with path.open(newline="", encoding="utf-8") as f:
-        return [dict(r) for r in csv.DictReader(f)]
+    frame, errors = replay.read_rows(path)
+    if errors:
+        raise DataError(
+            f"{path}: {errors[0]}" + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else "")
+        )
+    return [
+        {k: "" if v is None or v != v else str(v) for k, v in row.items() if k != "_line"}  # v != v: NaN
+        for row in frame.to_dict(orient="records")
+    ]
 
 
 def to_examples(
@@ -146,7 +145,7 @@ def shared_datasets(data_dir: Path, fpb_min_agreement: int = 50) -> tuple[list[E
     examples += to_examples(
         read_rows(topic), "topic", "tweet-topic", topic_label_map(topic_dir / "classes.txt")
     )
-    counts = defaultdict(int)
+    counts: defaultdict[str, int] = defaultdict(int)
     for ex in examples:
         counts[ex.source] += 1
 

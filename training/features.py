@@ -13,13 +13,11 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from monitor.nn import ModelSpec, encode_texts, pad_batch
+import torch
 
-if TYPE_CHECKING:
-    import torch
-    from torch import nn
+from monitor.nn import ModelSpec, TwoHeadClassifier, encode_texts, pad_batch
 
 log = logging.getLogger(__name__)
 SHARD = 2048  # texts per saved shard
@@ -50,8 +48,6 @@ def text_hash(text: str) -> str:
 
 
 def _load_store(cache_dir: Path) -> dict[str, Any]:
-    import torch
-
     store: dict[str, Any] = {}
     for path in sorted(cache_dir.glob("shard-*.pt")):
         store.update(torch.load(path, weights_only=True))
@@ -59,7 +55,7 @@ def _load_store(cache_dir: Path) -> dict[str, Any]:
 
 
 def compute_features(
-    net: nn.Module,
+    net: TwoHeadClassifier,
     tokenizer: Any,
     texts: list[str],
     spec: ModelSpec,
@@ -70,7 +66,6 @@ def compute_features(
     progress: bool = True,
 ) -> FeatureSet:
     """``net.lower`` over the texts not yet in the cache (saved shard by shard), then look every text up."""
-    import torch
     from tqdm import tqdm
 
     if spec.split_layer is None:

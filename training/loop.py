@@ -12,18 +12,17 @@ import logging
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from monitor.nn import ModelSpec, trained_state
+import torch
+from torch import nn
+
+from monitor.nn import ModelSpec, TwoHeadClassifier, trained_state
 from training.batches import Items, bucketed_batches, class_weights, label_tensors, masked_loss
 from training.config import TrainConfig
 from training.data import LABELS, Example
 from training.evaluate import classification_report
 from training.features import FeatureSet, collate
-
-if TYPE_CHECKING:
-    import torch
-    from torch import nn
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +56,6 @@ def config_hash(config: TrainConfig) -> str:
 
 
 def _optimizer(net: nn.Module, config: TrainConfig, total_steps: int) -> tuple[Any, Any]:
-    import torch
-
     named = [(n, p) for n, p in net.named_parameters() if p.requires_grad]
     heads = [p for n, p in named if n.split(".")[0].endswith("_head")]
     body = [p for n, p in named if not n.split(".")[0].endswith("_head")]
@@ -77,11 +74,9 @@ def _optimizer(net: nn.Module, config: TrainConfig, total_steps: int) -> tuple[A
 
 
 def predict_items(
-    net: nn.Module, feats: FeatureSet, device: str, bf16: bool, batch: int = 128
+    net: TwoHeadClassifier, feats: FeatureSet, device: str, bf16: bool, batch: int = 128
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(N, n_topics), (N, n_sentiments) fp32 logits for every item of ``feats`` (eval mode, no grad)."""
-    import torch
-
     was_training = net.training
     net.eval()
     order = sorted(range(len(feats.items)), key=lambda i: feats.items[i].shape[0])
@@ -123,7 +118,7 @@ def score(metrics: dict[str, dict[str, Any]]) -> float:
 
 
 def fit(
-    net: nn.Module,
+    net: TwoHeadClassifier,
     items: Items,
     feats: FeatureSet,
     val: ValSet,
@@ -135,7 +130,6 @@ def fit(
     max_seconds: float | None = None,
 ) -> tuple[TrainState, dict[str, torch.Tensor]]:
     """Train; returns the loop state and the selected trainable weights (best, or the average of the best N)."""
-    import torch
     from tqdm import tqdm
 
     lengths = feats.lengths()
@@ -220,7 +214,7 @@ def average_state(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tens
 
 
 def select_weights(
-    net: nn.Module,
+    net: TwoHeadClassifier,
     val: ValSet,
     spec: ModelSpec,
     device: str,
@@ -261,7 +255,7 @@ def select_weights(
 
 
 def _evaluate(
-    net: nn.Module,
+    net: TwoHeadClassifier,
     val: ValSet,
     spec: ModelSpec,
     device: str,
@@ -299,8 +293,6 @@ def _evaluate(
 def _checkpoint(
     path: Path, net: nn.Module, opt: Any, sched: Any, state: TrainState, kept: list[tuple[float, int, Any]]
 ) -> None:
-    import torch
-
     tmp = path.with_suffix(".tmp")
     torch.save(
         {
@@ -319,8 +311,6 @@ def _checkpoint(
 def _resume(
     path: Path, net: nn.Module, opt: Any, sched: Any
 ) -> tuple[TrainState, list[tuple[float, int, Any]]]:
-    import torch
-
     saved = torch.load(path, weights_only=True)
     net.load_state_dict(saved["trainable"], strict=False)
     opt.load_state_dict(saved["optimizer"])

@@ -18,17 +18,15 @@ import random
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from monitor.nn import ModelSpec, build_network, encode_texts, lora_state, pad_batch
+import torch
+
+from monitor.nn import ModelSpec, TwoHeadClassifier, build_network, encode_texts, lora_state, pad_batch
 from monitor.settings import ModelSettings
 from training.batches import bucketed_batches
 from training.data import archive_headlines, data_root, norm_text
 from training.features import FeatureSet, cache_key, compute_features
-
-if TYPE_CHECKING:
-    import torch
-    from torch import nn
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +53,7 @@ class PretrainConfig:
     progress: bool = True
 
 
-def lm_loss(net: nn.Module, x: torch.Tensor, mask: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+def lm_loss(net: TwoHeadClassifier, x: torch.Tensor, mask: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
     """Mean next-token cross-entropy of the upper part over non-pad positions (x: boundary states or ids)."""
     import torch.nn.functional as F
 
@@ -89,9 +87,7 @@ def pretrain_texts(config: PretrainConfig, exclude: set[str]) -> list[str]:
     return kept[: config.max_texts + config.heldout] if config.max_texts else kept
 
 
-def mean_lm_loss(net: nn.Module, feats: FeatureSet, ids: list[list[int]], batch: int = 64) -> float:
-    import torch
-
+def mean_lm_loss(net: TwoHeadClassifier, feats: FeatureSet, ids: list[list[int]], batch: int = 64) -> float:
     net.eval()
     total, count = 0.0, 0
     with torch.inference_mode():
@@ -109,7 +105,6 @@ def mean_lm_loss(net: nn.Module, feats: FeatureSet, ids: list[list[int]], batch:
 
 def run_pretraining(config: PretrainConfig, model: ModelSettings, exclude: set[str]) -> dict[str, Any]:
     """Train the domain adapter; returns (and writes beside it) a report with the held-out LM loss."""
-    import torch
     from safetensors.torch import save_file
     from tqdm import tqdm
     from transformers import AutoModel, AutoTokenizer

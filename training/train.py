@@ -26,9 +26,20 @@ import shutil
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from monitor.nn import DOMAIN_ADAPTER, ModelSpec, build_network, load_weights, read_spec, save_network
+import torch
+from torch import nn
+
+from monitor.nn import (
+    DOMAIN_ADAPTER,
+    ModelSpec,
+    TwoHeadClassifier,
+    build_network,
+    load_weights,
+    read_spec,
+    save_network,
+)
 from monitor.settings import ModelSettings
 from training.batches import NO_LABEL, Items, build_items
 from training.calibrate import ece_of, fit_temperature
@@ -51,10 +62,6 @@ from training.data import (
 )
 from training.features import FeatureSet, cache_key, compute_features
 from training.loop import ValSet, fit, predict_items, source_metrics
-
-if TYPE_CHECKING:
-    import torch
-    from torch import nn
 
 log = logging.getLogger(__name__)
 REAL_PREFIX = "real"
@@ -116,8 +123,6 @@ def calibrate(
     spec: ModelSpec, val: ValSet, topic: torch.Tensor, sent: torch.Tensor
 ) -> tuple[ModelSpec, dict[str, Any]]:
     """Per-head temperatures fitted on the real-headline validation items (all validation items without them)."""
-    import torch
-
     report: dict[str, Any] = {}
     temps = {}
     for head, logits, labels in (("topic", topic, val.items.topic), ("sentiment", sent, val.items.sentiment)):
@@ -148,7 +153,7 @@ def calibrate(
 
 
 def _features(
-    net: nn.Module,
+    net: TwoHeadClassifier,
     tokenizer: Any,
     texts: list[str],
     spec: ModelSpec,
@@ -173,7 +178,6 @@ def _features(
 
 def run_training(config: TrainConfig, model: ModelSettings) -> Path:
     """Train, pick the best validation checkpoint, calibrate, save the model directory with its card."""
-    import torch
     from transformers import AutoModel, AutoTokenizer
 
     from monitor.backbone import resolve_backbone

@@ -1,4 +1,4 @@
-"""Subcommands: ``finpulse scheduler``, ``finpulse alerts backtest|list|run-once``, ``finpulse bench nab|events``."""
+"""Subcommands: ``finpulse scheduler``, ``finpulse alerts backtest|list|run-once``, ``finpulse bench events``."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from monitor.options import add_model_options, model_overrides
 from monitor.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,7 @@ def add_commands(sub: Any) -> None:
     b.add_argument("--time-column", help="default: first of published_at, timestamp, time, date")
     b.add_argument("--text-column", help="default: first of title, headline, headlines, text")
     b.add_argument("--tags", type=Path, help="precomputed tags JSONL, one line per CSV row (skips the model)")
-    b.add_argument("--model", help="model directory, or tiny-random / noop (FINPULSE_MODEL_PATH)")
+    add_model_options(b, ("model",))
     b.add_argument(
         "--bucket-minutes", type=int, help="FINPULSE_ALERTS_BUCKET_SECONDS / 60 (must divide a day)"
     )
@@ -51,14 +52,6 @@ def add_commands(sub: Any) -> None:
     once.set_defaults(func=_run_once)
 
     bench = sub.add_parser("bench", help="benchmarks").add_subparsers(dest="bench_cmd", metavar="NAME")
-    n = bench.add_parser(
-        "nab", help="score the detector on NAB data (prints the three profile scores as JSON)"
-    )
-    n.add_argument("--data", required=True, type=Path, help="folder laid out as NAB: data/, labels/, config/")
-    n.add_argument("--out", required=True, type=Path, help="folder for the per-series result CSVs")
-    n.add_argument("--details", action="store_true", help="also print per-file scores on stderr")
-    n.set_defaults(func=_bench_nab)
-
     e = bench.add_parser(
         "events", help="replay the dated 2017-2020 headline feeds and score alerts against market events"
     )
@@ -67,7 +60,7 @@ def add_commands(sub: Any) -> None:
     )
     e.add_argument("--feeds", default="cnbc,guardian,reuters", help="comma-separated feed names")
     e.add_argument("--tags-cache", type=Path, help="tag cache folder (default: <model cache dir>/tags)")
-    e.add_argument("--model", help="model directory for texts not in the cache (FINPULSE_MODEL_PATH)")
+    add_model_options(e, ("model",))  # for texts not in the cache
     e.add_argument(
         "--cached-only", action="store_true", help="never load the model; fail if tags are missing"
     )
@@ -101,35 +94,17 @@ def _scheduler(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _run_once(args: argparse.Namespace, settings: Settings) -> int:
-    from monitor.alerts.locks import DatabaseLock
-    from monitor.alerts.notifiers import WebhookSender, parse_webhooks
-    from monitor.alerts.scheduler import guarded_run
-    from monitor.alerts.service import AlertService
-    from monitor.alerts.words import lazy_explainer
+    from monitor.alerts.scheduler import build_alert_runner, guarded_run
     from monitor.store import init_db, make_engine
-    from monitor.watchlist import read_watchlist
 
     engine = make_engine(settings.database.url)
     init_db(engine)
-    sender = WebhookSender.from_settings(settings.alerts)
-    lock = DatabaseLock(
-        engine, settings.alerts.lock_name, timedelta(seconds=settings.alerts.lock_lease_seconds)
-    )
+    runner = build_alert_runner(settings, engine)
     try:
-        report = guarded_run(
-            AlertService(
-                engine,
-                settings.alerts,
-                parse_webhooks(settings.alerts, read_watchlist(settings.entities.watchlist).keys),
-                sender,
-                explainer=lazy_explainer(settings.model, settings.alerts.explain_words),
-            ),
-            lock,
-            datetime.now(UTC),
-        )
+        report = guarded_run(runner.service, runner.lock, datetime.now(UTC))
     finally:
-        lock.release()
-        sender.close()
+        runner.close()
+        engine.dispose()
     print(
         json.dumps(
             {
@@ -176,8 +151,7 @@ def _backtest(args: argparse.Namespace, settings: Settings) -> int:
     else:
         from monitor.classify import load_classifier  # heavy (torch): only when no tags are given
 
-        model = settings.model.model_copy(update={"path": args.model}) if args.model else settings.model
-        clf = load_classifier(model)
+        clf = load_classifier(settings.with_overrides(model=model_overrides(args)).model)
         tags = bt.tags_from_classifier(list(frame["text"]), clf.predict, settings.model.batch_size)
     tagged = bt.attach_tags(frame, tags)
     e = settings.entities
@@ -196,23 +170,7 @@ def _backtest(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _bench_nab(args: argparse.Namespace, settings: Settings) -> int:
-    from monitor.alerts.nab import run_benchmark
-
-    results = run_benchmark(args.data, args.out)
-    if args.details:
-        for r in results.values():
-            sys.stderr.write(f"{r.profile}: threshold {r.threshold:.4f}, raw {r.raw:.3f}\n")
-            for f in r.files:
-                sys.stderr.write(
-                    f"  {f.name}: score {f.score:.3f}, windows {f.windows_detected}/{f.n_windows}, "
-                    f"FP rows {f.fp}\n"
-                )
-    print(json.dumps({name: round(r.normalised, 2) for name, r in results.items()}))
-    return 0
-
-
 def _bench_events(args: argparse.Namespace, settings: Settings) -> int:
     from monitor.bench.cli import run_events
 
-    return run_events(args, settings)
+    return run_events(args, settings.with_overrides(model=model_overrides(args)))

@@ -29,12 +29,12 @@ scheduler (which loads that much history) and a replay give the same alerts.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 import numpy as np
+import numpy.typing as npt
 from scipy import stats
 
 from monitor.alerts.params import DetectorParams
@@ -232,7 +232,7 @@ def severity_of(evidence: float) -> Severity:
 
 
 def series_from_counts(
-    start: datetime, bucket_seconds: int, negative: Sequence[float], total: Sequence[float] | None = None
+    start: datetime, bucket_seconds: int, negative: npt.ArrayLike, total: npt.ArrayLike | None = None
 ) -> KeyCounts:
     """A dense per-bucket series (e.g. NAB volumes) as :class:`KeyCounts`, bucket 0 at ``start``."""
     first = bucket_of(start if start.tzinfo else start.replace(tzinfo=UTC), bucket_seconds)

@@ -126,7 +126,7 @@ def scan_key(
     """Run the episode state machine over the key's candidate buckets in ``[begin, end)``."""
     t = candidates(kc, begin, end)
     if not len(t):
-        return [], state
+        return [], state or KeyState()
     sc = score_key(kc, t, params, history_start, parent, needs_sources)
     per_day = params.buckets_per_day
     cooldown = math.ceil(params.cooldown_minutes * 60 / params.bucket_seconds)

@@ -402,7 +402,3 @@ class WebhookSender:
 
 def _scrub(text: str, url: str) -> str:
     return text.replace(url, "<webhook>") if url else text
-
-
-def route(hooks: Sequence[Webhook], alert: StoredAlert) -> list[Webhook]:
-    return [h for h in hooks if h.accepts(alert)]

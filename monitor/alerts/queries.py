@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import pandas as pd
@@ -53,11 +53,6 @@ class StoredAlert:
             **{k: v for k, v in self.details.items() if k != "headlines"},
             "headlines": self.details.get("headlines", []),
         }
-
-
-def floor_time(t: datetime, bucket_seconds: int) -> datetime:
-    epoch = int(t.timestamp())
-    return t - timedelta(seconds=epoch % bucket_seconds, microseconds=t.microsecond)
 
 
 def load_story_rows(conn: Connection, start: datetime, end: datetime) -> pd.DataFrame:

@@ -12,14 +12,15 @@ progress for ``finpulse healthcheck scheduler``; a run that raises marks a fault
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from types import FrameType
 
+from apscheduler.schedulers import SchedulerNotRunningError
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy.engine import Engine
 
 from monitor.alerts.locks import DatabaseLock
 from monitor.alerts.notifiers import WebhookSender, parse_webhooks
@@ -28,10 +29,38 @@ from monitor.alerts.words import lazy_explainer
 from monitor.faults import describe
 from monitor.health import Progress
 from monitor.settings import Settings
+from monitor.signals import stop_on_signals
 from monitor.store import make_engine, mask_url, wait_for_database
 from monitor.watchlist import read_watchlist
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRunner:
+    """The alert service with the scheduler lock it runs under and the webhook sender it posts through."""
+
+    service: AlertService
+    lock: DatabaseLock
+    sender: WebhookSender
+
+    def close(self) -> None:
+        self.lock.release()
+        self.sender.close()
+
+
+def build_alert_runner(settings: Settings, engine: Engine) -> AlertRunner:
+    """The one wiring of the alert service, for ``finpulse scheduler`` and ``finpulse alerts run-once``: the
+    webhooks (a bad config or watchlist file fails here, with a clear message), the sender, the explainer and
+    the database lock, whose lease outlasts three intervals so a slow run never loses it to a standby."""
+    alerts = settings.alerts
+    hooks = parse_webhooks(alerts, read_watchlist(settings.entities.watchlist).keys)
+    sender = WebhookSender.from_settings(alerts)
+    service = AlertService(
+        engine, alerts, hooks, sender, explainer=lazy_explainer(settings.model, alerts.explain_words)
+    )
+    lease = timedelta(seconds=max(alerts.lock_lease_seconds, 3 * alerts.interval_seconds))
+    return AlertRunner(service, DatabaseLock(engine, alerts.lock_name, lease), sender)
 
 
 def guarded_run(service: AlertService, lock: DatabaseLock, now: datetime) -> RunReport:
@@ -79,51 +108,45 @@ def build_scheduler(job: Callable[[], object], interval_seconds: int) -> Blockin
 
 def run_scheduler(settings: Settings) -> int:
     alerts = settings.alerts
-    # A bad webhook config (or watchlist file) fails here, at start, with a clear message.
-    hooks = parse_webhooks(alerts, read_watchlist(settings.entities.watchlist).keys)
     engine = make_engine(settings.database.url, echo=settings.database.echo)
+    runner = build_alert_runner(settings, engine)
     progress = Progress(settings.health.dir, "scheduler")
     progress.fault("starting: waiting for the database")
-    stopping = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
-    signal.signal(signal.SIGINT, lambda *_: stopping.set())
-    if not wait_for_database(engine, stopping):
-        return 0
-    if not hooks:
-        log.warning(
-            "no webhooks configured (FINPULSE_ALERTS_WEBHOOKS / FINPULSE_ALERTS_SLACK_WEBHOOK_URL): "
-            "alerts are stored but not posted"
-        )
-    sender = WebhookSender.from_settings(alerts)
-    service = AlertService(
-        engine, alerts, hooks, sender, explainer=lazy_explainer(settings.model, alerts.explain_words)
-    )
-    lease = timedelta(seconds=max(alerts.lock_lease_seconds, 3 * alerts.interval_seconds))
-    lock = DatabaseLock(engine, alerts.lock_name, lease)
-    scheduler = build_scheduler(lambda: tracked_run(service, lock, progress), alerts.interval_seconds)
-
-    closing: list[threading.Thread] = []
-
-    def stop(signum: int, _frame: FrameType | None) -> None:
-        log.info("signal %d: stopping the scheduler after the run in flight", signum)
-        if not closing:  # shutdown(wait=True) joins the job thread; not from the signal handler itself
-            closing.append(threading.Thread(target=scheduler.shutdown, kwargs={"wait": True}, daemon=True))
-            closing[0].start()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    log.info(
-        "scheduler: every %d s, %d webhook(s), database %s",
-        alerts.interval_seconds,
-        len(hooks),
-        mask_url(engine.url.render_as_string(hide_password=False)),
-    )
+    stopping = stop_on_signals("stopping the scheduler after the run in flight")
     try:
-        scheduler.start()
+        if not wait_for_database(engine, stopping):
+            return 0
+        if not runner.service.hooks:
+            log.warning(
+                "no webhooks configured (FINPULSE_ALERTS_WEBHOOKS / FINPULSE_ALERTS_SLACK_WEBHOOK_URL): "
+                "alerts are stored but not posted"
+            )
+        scheduler = build_scheduler(
+            lambda: tracked_run(runner.service, runner.lock, progress), alerts.interval_seconds
+        )
+
+        def shutdown_on_stop() -> (
+            None
+        ):  # shutdown(wait=True) joins the job thread: never from a signal handler
+            stopping.wait()
+            try:
+                scheduler.shutdown(wait=True)
+            except SchedulerNotRunningError:
+                pass  # stopped before it started: start() below is skipped
+
+        closer = threading.Thread(target=shutdown_on_stop, name="scheduler-stop", daemon=True)
+        closer.start()
+        log.info(
+            "scheduler: every %d s, %d webhook(s), database %s",
+            alerts.interval_seconds,
+            len(runner.service.hooks),
+            mask_url(engine.url.render_as_string(hide_password=False)),
+        )
+        if not stopping.is_set():
+            scheduler.start()
+        if stopping.is_set():  # the main loop can return before the job in flight has finished
+            closer.join()
     finally:
-        for thread in closing:  # the main loop can return before the job in flight has finished
-            thread.join()
-        lock.release()
-        sender.close()
+        runner.close()
         engine.dispose()
     return 0

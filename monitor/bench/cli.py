@@ -55,7 +55,7 @@ def entity_linking(settings: Settings) -> Callable[[pd.DataFrame], pd.DataFrame]
 def run_events(args: argparse.Namespace, settings: Settings) -> int:
     names = tuple(n.strip() for n in args.feeds.split(",") if n.strip())
     feeds = read_feeds(data_folder(args.data), names)
-    model = settings.model.model_copy(update={"path": args.model}) if args.model else settings.model
+    model = settings.model
     version, predict = (args.tags_version, None) if args.tags_version else _model(model, args.cached_only)
     cache = cache_file(args.tags_cache or Path(model.cache_dir) / "tags", version)
     tagged = {
@@ -80,8 +80,8 @@ def run_events(args: argparse.Namespace, settings: Settings) -> int:
         held = [r for r in rows if r["covered_on"]]
         caught = sum(1 for r in held if r["caught_on"])
         print(f"leave-one-event-out: {caught}/{len(held)} held-out events caught within 24 h on a feed")
-        for r in rows:
-            sys.stdout.write(json.dumps(r) + "\n")
+        for row in rows:
+            sys.stdout.write(json.dumps(row) + "\n")
     return 0
 
 
@@ -90,7 +90,7 @@ def _model(model: ModelSettings, cached_only: bool) -> tuple[str, Predict | None
     is loaded on the first texts the cache lacks."""
     from monitor.nn import read_spec
 
-    version = model.path if model.path in ("noop", "tiny-random") else read_spec(Path(model.path))[1]
+    version = model.kind if model.kind != "trained" else read_spec(Path(model.path))[1]
     if cached_only:
         return version, None
     loaded: list[Classifier] = []

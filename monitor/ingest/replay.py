@@ -52,7 +52,7 @@ def read_rows(path: Path) -> tuple[pd.DataFrame, list[str]]:
                     errors.append(f"line {n}: not a JSON object")
                     continue
                 rows.append({**row, "_line": n})
-        return pd.DataFrame(rows), errors
+        return pd.DataFrame(rows, dtype=object), errors  # values as JSON gave them (no 1 -> 1.0 beside a gap)
 
     def bad_line(fields: list[str]) -> None:
         errors.append(f"malformed CSV line ({len(fields)} fields): {','.join(fields)[:100]!r}")
