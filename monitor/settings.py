@@ -125,8 +125,9 @@ class AlertSettings(_Section):
     """FINPULSE_ALERTS_WINDOWS_MINUTES: the window scales tested together (JSON list, e.g. [60, 360, 1440])."""
     baseline_days: int = Field(default=DETECTOR.baseline_days, ge=1)
     """FINPULSE_ALERTS_BASELINE_DAYS: days of same-time-of-day history (same weekday/weekend kind)."""
-    false_alarms_per_year: float = Field(default=DETECTOR.false_alarms_per_year, gt=0)
-    """FINPULSE_ALERTS_FALSE_ALARMS_PER_YEAR: per key and scale under the fitted law; sets every p threshold."""
+    false_alerts_per_month: float = Field(default=DETECTOR.false_alerts_per_month, gt=0)
+    """FINPULSE_ALERTS_FALSE_ALERTS_PER_MONTH: the stream's budget (all keys and scales) under the fitted law;
+    sets every p threshold."""
     exit_factor: float = Field(default=DETECTOR.exit_factor, ge=1)
     """FINPULSE_ALERTS_EXIT_FACTOR: an episode ends when p exceeds threshold x this on every scale."""
     min_count: int = Field(default=DETECTOR.min_count, ge=1)

@@ -83,7 +83,7 @@ def count_keys(rows: pd.DataFrame, bucket_seconds: int) -> Counts:
     series, parents = {}, {}
     for key in sorted(members):
         idx = members[key]
-        src = source[idx] if key.kind == "ticker" else None
+        src = source[idx] if key.kind in ("ticker", "overall") else None
         series[key] = _key_counts(bucket[idx], negative[idx], src)
         parents[key] = None if key == OVERALL_KEY else OVERALL_KEY
     return Counts(series, parents, members)

@@ -15,9 +15,13 @@ negative story, each window scale ``w`` in ``windows_minutes`` (default 1 h, 6 h
    with variance ``mu + mu^2 (phi + 1/shape)``: ``phi`` is the over-dispersion seen in the references (at
    least the parent's), ``1/shape`` the uncertainty of a rate estimated from few counts. A new key with no
    history therefore has a tiny but honest baseline and alerts only on ``min_count`` distinct stories.
-4. The window's p-value is compared with a threshold set by one parameter, ``false_alarms_per_year`` (per key
-   and scale): ``p_w = false_alarms_per_year * w / 1 year``. Evidence ``E = log10(p_w / p)``; the window
-   counts only if ``x >= min_count`` and its negative share is at least the key's usual share.
+4. The window's p-value is compared with a threshold set by one parameter for the whole stream,
+   ``false_alerts_per_month`` (weighted Bonferroni, ``DetectorParams.p_threshold``): ``p_w = budget x (w / 1
+   month) / scales x weight``, where a key's weight is its kind's share of the budget (overall, topics,
+   entities: a third each) times its share of that kind's stories. A 20-a-day feed and a 1,000-a-day wire
+   then spend the same budget however many topics and entities they mention. Evidence
+   ``E = log10(p_w / p)``; the window counts only if ``x >= min_count`` and its negative share is at least
+   the key's usual share.
 
 A key enters an episode (one alert) when its best scale has ``E >= 0``, warm-up is over and the last alert is
 ``cooldown`` or more ago; it stays in the episode (no alerts) until a test bucket has

@@ -5,8 +5,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 SECONDS_PER_DAY = 86_400
 MINUTES_PER_YEAR = 365.25 * 24 * 60
+MINUTES_PER_MONTH = MINUTES_PER_YEAR / 12
+# The stream's budget split by key kind (overall, topics, entities); within a kind, by share of stories.
+KIND_SHARE = {"overall": 1 / 3, "topic": 1 / 3, "ticker": 1 / 3}
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,8 +21,8 @@ class DetectorParams:
     bucket_seconds: int = 300
     windows_minutes: tuple[int, ...] = (60, 360, 1440, 4320)
     baseline_days: int = 28
-    false_alarms_per_year: float = 0.01  # per key and scale, under the fitted law: sets every p threshold
-    exit_factor: float = 100.0  # the episode ends when p rises above threshold x exit_factor on all scales
+    false_alerts_per_month: float = 2.0  # per stream, all keys and scales together: sets every p threshold
+    exit_factor: float = 3.0  # the episode ends when p rises above threshold x exit_factor on all scales
     min_count: int = 3  # distinct negative stories in the window
     single_source_factor: int = 2  # an entity key seen from one source only needs this x min_count stories
     prior_weight: float = 2.0  # pseudo reference days at the parent's rate
@@ -29,6 +34,8 @@ class DetectorParams:
     def __post_init__(self) -> None:
         if SECONDS_PER_DAY % self.bucket_seconds:
             raise ValueError("bucket_seconds must divide a day")
+        if self.false_alerts_per_month <= 0 or self.exit_factor < 1:
+            raise ValueError("false_alerts_per_month must be > 0 and exit_factor >= 1")
         if not self.windows_minutes or min(self.windows_minutes) * 60 < self.bucket_seconds:
             raise ValueError("every window must span at least one bucket")
         if list(self.windows_minutes) != sorted(set(self.windows_minutes)):
@@ -41,8 +48,15 @@ class DetectorParams:
     def window_buckets(self) -> tuple[int, ...]:
         return tuple(max(1, math.ceil(m * 60 / self.bucket_seconds)) for m in self.windows_minutes)
 
-    def p_threshold(self, minutes: int) -> float:
-        return min(0.5, self.false_alarms_per_year * minutes / MINUTES_PER_YEAR)
+    def p_threshold(self, minutes: int, weight: float | np.ndarray = 1.0) -> np.ndarray:
+        """The p-value a window of ``minutes`` must beat for a key holding ``weight`` of the stream's budget.
+
+        Weighted Bonferroni over the stream: a window of length w has ``month / w`` disjoint chances a month,
+        the scales split the budget equally, and each key gets its kind's share (``KIND_SHARE``) times its
+        share of that kind's stories, so the whole stream, not each key, spends ``false_alerts_per_month``.
+        """
+        per_test = self.false_alerts_per_month * minutes / MINUTES_PER_MONTH / len(self.windows_minutes)
+        return np.minimum(0.5, per_test * np.asarray(weight, dtype=float))
 
     def lookback_buckets(self) -> int:
         """History one decision reads: the longest window, its non-overlap gap and the baseline days."""

@@ -33,7 +33,7 @@ def params_from_settings(s: AlertSettings) -> DetectorParams:
         bucket_seconds=s.bucket_seconds,
         windows_minutes=tuple(s.windows_minutes),
         baseline_days=s.baseline_days,
-        false_alarms_per_year=s.false_alarms_per_year,
+        false_alerts_per_month=s.false_alerts_per_month,
         exit_factor=s.exit_factor,
         min_count=s.min_count,
         single_source_factor=s.single_source_factor,
