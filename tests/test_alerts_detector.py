@@ -166,3 +166,25 @@ def test_parameters_are_checked() -> None:
         DetectorParams(bucket_seconds=7 * 60)  # does not divide a day
     with pytest.raises(ValueError):
         DetectorParams(windows_minutes=(1440, 60))
+
+
+def test_one_source_is_penalised_only_where_the_stream_has_several() -> None:
+    """Five negative stories in an hour about a new entity from one outlet: enough on a single-outlet feed, not
+    where the stream around it had negative news from two outlets in the same window (then it needs six)."""
+    at = T0 + 30 * DAY + 10
+    background = np.arange(T0, at, 5, dtype=np.int64)  # a quiet parent stream: one story every 5 hours
+
+    def parent(sources: list[int]) -> KeyCounts:
+        b = np.concatenate([background, [at]])
+        neg = np.concatenate([np.zeros(len(background)), [5.0]])
+        return KeyCounts(b, neg, np.ones(len(b)) + (b == at) * 4, np.full(5, at), np.array(sources))
+
+    entity = KeyCounts(
+        np.array([at]), np.array([3.0]), np.array([3.0]), np.full(3, at), np.zeros(3, dtype=int)
+    )
+
+    def fired(p: KeyCounts) -> bool:
+        return bool(scan_key(entity, HOURLY, T0, T0, T0 + 60 * DAY, parent=p, needs_sources=True)[0])
+
+    assert fired(parent([0, 0, 0, 0, 0]))
+    assert not fired(parent([0, 0, 0, 0, 1]))
