@@ -180,7 +180,7 @@ def test_one_source_is_penalised_only_where_the_stream_has_several() -> None:
         return KeyCounts(b, neg, np.ones(len(b)) + (b == at) * 4, np.full(5, at), np.array(sources))
 
     entity = KeyCounts(
-        np.array([at]), np.array([3.0]), np.array([3.0]), np.full(3, at), np.zeros(3, dtype=int)
+        np.array([at]), np.array([5.0]), np.array([5.0]), np.full(5, at), np.zeros(5, dtype=int)
     )
 
     def fired(p: KeyCounts) -> bool:
