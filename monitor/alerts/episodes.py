@@ -206,7 +206,9 @@ def scan_keys(
         begin, state = (resume or {}).get(key, (history_start, KeyState()))
         parent = counts.get(parents.get(key))
         sources = getattr(key, "kind", "") in with_sources
-        share = KIND_SHARE.get(getattr(key, "kind", "overall"), KIND_SHARE["ticker"])
+        share = KIND_SHARE.get(
+            getattr(key, "kind", "overall"), KIND_SHARE["ticker"]
+        )  # unknown kinds: entities
         spikes, _ = scan_key(kc, params, history_start, begin, end, state, parent, sources, share)
         out.extend((key, s) for s in spikes)
     return sorted(out, key=lambda ks: (ks[1].bucket, str(ks[0])))

@@ -7,11 +7,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from monitor.terms import TERMS_PER_HEADLINE
+
 SECONDS_PER_DAY = 86_400
 MINUTES_PER_YEAR = 365.25 * 24 * 60
 MINUTES_PER_MONTH = MINUTES_PER_YEAR / 12
-# The stream's budget split by key kind (overall, topics, entities); within a kind, by share of stories.
-KIND_SHARE = {"overall": 1 / 3, "topic": 1 / 3, "ticker": 1 / 3}
+# The stream's budget split by key kind (overall, topics, entities, story terms); within a kind, by share of
+# stories (terms: share of stories / terms per headline, so the term keys' weights add up to their quarter).
+KIND_SHARE = {"overall": 0.25, "topic": 0.25, "ticker": 0.25, "term": 0.25 / TERMS_PER_HEADLINE}
 
 
 @dataclass(frozen=True, slots=True)

@@ -83,10 +83,9 @@ def detect_new_alerts(
     with engine.connect() as conn:
         rows = q.load_story_rows(conn, start, bucket_end(end - 1, bs))
         first = q.first_story_time(conn)
-        counts = count_keys(rows, bs)
-        resume = {
-            key: resume_point(q.last_alert_end(conn, key), end, catch_up, params) for key in counts.series
-        }
+        counts = count_keys(rows, bs, params.min_count)
+        last = q.last_alert_ends(conn)
+        resume = {key: resume_point(last.get(key), end, catch_up, params) for key in counts.series}
     history = bucket_of(first, bs) if first is not None else end
     found = scan_keys(counts.series, counts.parents, params, history, end, resume)
     created = 0
