@@ -129,6 +129,8 @@ class AlertSettings(_Section):
     """FINPULSE_ALERTS_FALSE_ALERTS_PER_MONTH: the stream's budget (all keys and scales) under the fitted law;
     sets every p threshold."""
     exit_factor: float = Field(default=DETECTOR.exit_factor, ge=1)
+    calm_minutes: int = Field(default=DETECTOR.calm_minutes, ge=1)
+    """FINPULSE_ALERTS_CALM_MINUTES: an episode ends after this long without a significant window."""
     """FINPULSE_ALERTS_EXIT_FACTOR: an episode ends when p exceeds threshold x this on every scale."""
     min_count: int = Field(default=DETECTOR.min_count, ge=1)
     """FINPULSE_ALERTS_MIN_COUNT: fewest distinct negative stories in the window for an alert."""
@@ -142,6 +144,8 @@ class AlertSettings(_Section):
     """FINPULSE_ALERTS_REARM_DAYS: a still-running episode may alert again after this many days."""
     min_history_days: int = Field(default=DETECTOR.min_history_days, ge=0)
     """FINPULSE_ALERTS_MIN_HISTORY_DAYS: no alert until the stream has this much history."""
+    term_keys: bool = DETECTOR.term_keys
+    """FINPULSE_ALERTS_TERM_KEYS: story terms (``term:tariff``) are alert keys too (monitor/terms.py)."""
     catch_up_minutes: int = Field(default=180, ge=0)
     """FINPULSE_ALERTS_CATCH_UP_MINUTES: after downtime, spikes that ended this recently are still raised."""
     webhooks: SecretStr = SecretStr("[]")

@@ -68,7 +68,7 @@ def _key_counts(bucket: np.ndarray, negative: np.ndarray, source: np.ndarray | N
     )
 
 
-def count_keys(rows: pd.DataFrame, bucket_seconds: int, min_negative: int = 1) -> Counts:
+def count_keys(rows: pd.DataFrame, bucket_seconds: int, min_negative: int = 1, terms: bool = True) -> Counts:
     """Negative and total story counts per bucket for every key the rows mention."""
     if rows.empty:
         empty = KeyCounts(np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0))
@@ -83,7 +83,7 @@ def count_keys(rows: pd.DataFrame, bucket_seconds: int, min_negative: int = 1) -
     positions = pd.Series(np.arange(len(rows)), index=rows.index).loc[linked.index].to_numpy()
     for ticker, idx in pd.Series(positions).groupby(linked.astype(str).to_numpy(), sort=True).indices.items():
         members[AlertKey("ticker", str(ticker))] = np.unique(positions[idx])
-    if "text" in rows:
+    if terms and "text" in rows:
         members.update(_term_members(rows["text"], negative, min_negative))
     series, parents = {}, {}
     for key in sorted(members):

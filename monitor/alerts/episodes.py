@@ -27,6 +27,9 @@ from monitor.alerts.detector import (
 from monitor.alerts.params import KIND_SHARE
 
 MIN_REFERENCES = 3  # reference windows a key without a parent needs before it can alert
+# Inside an episode, a burst on a shorter scale than the one that opened it alerts as a new story when it is
+# this far past its threshold (log10; 2 = the "high" severity): a sudden crisis after a slow, marginal episode.
+NEW_STORY_EVIDENCE = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,19 +156,28 @@ def scan_key(
     sc = score_key(kc, t, params, history_start, parent, needs_sources, kind_share)
     per_day = params.buckets_per_day
     cooldown = math.ceil(params.cooldown_minutes * 60 / params.bucket_seconds)
+    calm_buckets = math.ceil(params.calm_minutes * 60 / params.bucket_seconds)
     rearm, warm = params.rearm_days * per_day, history_start + params.min_history_days * per_day
     exit_level = -math.log10(params.exit_factor)
     state = state or KeyState()
-    in_ep, last = state.in_episode, state.last_alert
+    in_ep, last, scale = state.in_episode, state.last_alert, state.episode_minutes
+    significant = state.last_significant if state.last_significant is not None else last
     spikes: list[Spike] = []
     for i, ti in enumerate(t.tolist()):
-        if in_ep and (sc.exit_evidence[i] < exit_level or (last is not None and ti - last >= rearm)):
-            in_ep = False
-        if in_ep or ti < warm or sc.evidence[i] < 0 or (last is not None and ti - last < cooldown):
+        if in_ep:
+            if sc.exit_evidence[i] >= exit_level:
+                significant = ti
+            calm = significant is None or ti - significant >= calm_buckets
+            if calm or (last is not None and ti - last >= rearm):
+                in_ep = False
+        if ti < warm or sc.evidence[i] < 0 or (last is not None and ti - last < cooldown):
+            continue
+        minutes = params.windows_minutes[int(sc.scale[i])]
+        if in_ep and (scale is None or minutes >= scale or sc.evidence[i] < NEW_STORY_EVIDENCE):
             continue
         spikes.append(_spike(sc, i, params))
-        in_ep, last = True, ti
-    return spikes, KeyState(in_ep, last)
+        in_ep, last, significant, scale = True, ti, ti, minutes
+    return spikes, KeyState(in_ep, last, significant, scale)
 
 
 def _spike(sc: KeyScores, i: int, params: DetectorParams) -> Spike:

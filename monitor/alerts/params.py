@@ -25,7 +25,8 @@ class DetectorParams:
     windows_minutes: tuple[int, ...] = (60, 360, 1440, 4320)
     baseline_days: int = 28
     false_alerts_per_month: float = 2.0  # per stream, all keys and scales together: sets every p threshold
-    exit_factor: float = 3.0  # the episode ends when p rises above threshold x exit_factor on all scales
+    exit_factor: float = 3.0  # a window is still "significant" for the episode while p < threshold x this
+    calm_minutes: int = 360  # the episode ends after this long without a significant window
     min_count: int = 3  # distinct negative stories in the window
     single_source_factor: int = 2  # an entity key seen from one source only needs this x min_count stories
     prior_weight: float = 2.0  # pseudo reference days at the parent's rate
@@ -33,6 +34,7 @@ class DetectorParams:
     rearm_days: int = 7  # a still-running episode may alert again after this long
     min_history_days: int = 7  # no alert until the stream has this much history (warm-up)
     weekday_aware: bool = True
+    term_keys: bool = True  # story terms (``term:<word>``) are keys too, with a quarter of the budget
 
     def __post_init__(self) -> None:
         if SECONDS_PER_DAY % self.bucket_seconds:

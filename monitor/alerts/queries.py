@@ -193,12 +193,26 @@ def insert_alert(
     return bool(result.rowcount)
 
 
-def last_alert_ends(conn: Connection) -> dict[AlertKey, datetime]:
-    """The window end of every key's latest stored alert (one query, however many keys)."""
-    q = sa.select(alerts.c.key_kind, alerts.c.key_value, sa.func.max(alerts.c.window_end)).group_by(
-        alerts.c.key_kind, alerts.c.key_value
+def last_alerts(conn: Connection) -> dict[AlertKey, tuple[datetime, int | None]]:
+    """Every key's latest stored alert: its window end and window minutes (one query, however many keys)."""
+    latest = (
+        sa.select(alerts.c.key_kind, alerts.c.key_value, sa.func.max(alerts.c.window_end).label("end"))
+        .group_by(alerts.c.key_kind, alerts.c.key_value)
+        .subquery()
     )
-    return {AlertKey(kind, value): end for kind, value, end in conn.execute(q)}
+    q = sa.select(alerts.c.key_kind, alerts.c.key_value, alerts.c.window_end, alerts.c.details).join(
+        latest,
+        sa.and_(
+            alerts.c.key_kind == latest.c.key_kind,
+            alerts.c.key_value == latest.c.key_value,
+            alerts.c.window_end == latest.c.end,
+        ),
+    )
+    out: dict[AlertKey, tuple[datetime, int | None]] = {}
+    for kind, value, end, details in conn.execute(q):
+        minutes = json.loads(details).get("window_minutes") if details else None
+        out[AlertKey(kind, value)] = (end, int(minutes) if minutes is not None else None)
+    return out
 
 
 def _row_to_alert(row: Any) -> StoredAlert:
