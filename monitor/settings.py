@@ -129,9 +129,9 @@ class AlertSettings(_Section):
     """FINPULSE_ALERTS_FALSE_ALERTS_PER_MONTH: the stream's budget (all keys and scales) under the fitted law;
     sets every p threshold."""
     exit_factor: float = Field(default=DETECTOR.exit_factor, ge=1)
+    """FINPULSE_ALERTS_EXIT_FACTOR: a window keeps its key's episode going while p < threshold x this."""
     calm_minutes: int = Field(default=DETECTOR.calm_minutes, ge=1)
-    """FINPULSE_ALERTS_CALM_MINUTES: an episode ends after this long without a significant window."""
-    """FINPULSE_ALERTS_EXIT_FACTOR: an episode ends when p exceeds threshold x this on every scale."""
+    """FINPULSE_ALERTS_CALM_MINUTES: an episode ends after this long without such a window."""
     min_count: int = Field(default=DETECTOR.min_count, ge=1)
     """FINPULSE_ALERTS_MIN_COUNT: fewest distinct negative stories in the window for an alert."""
     single_source_factor: int = Field(default=DETECTOR.single_source_factor, ge=1)
