@@ -295,6 +295,7 @@ def test_two_scheduler_processes_on_one_database_post_each_alert_once(
             "FINPULSE_ALERTS_BASELINE_DAYS": "7",
             "FINPULSE_ALERTS_MIN_HISTORY_DAYS": "2",
             "FINPULSE_ALERTS_MIN_COUNT": "5",
+            "FINPULSE_ALERTS_TERM_KEYS": "false",  # as alert_settings: the overall, topic and entity alerts
             "FINPULSE_ALERTS_MAX_PER_SECOND": "100",
             "FINPULSE_ALERTS_WEBHOOKS": f'[{{"url": "{receiver.url("/live")}", "kind": "json"}}]',
             "FINPULSE_ALERTS_LOCK_NAME": f"live-{uuid.uuid4().hex}",

@@ -219,7 +219,10 @@ def test_alerts_states_numbers_and_headlines(engine: Engine) -> None:
     assert behind_topic["title"].tolist() == ["Oil slumps on glut", "Crude rallies"]  # most negative first
     assert behind_ticker["title"].tolist() == ["Bank misses 5% target", "Bank earnings beat"]
     assert len(behind_all) == 5
-    assert behind_term["title"].tolist() == ["Bank misses 5% target", "Bank earnings beat"]  # story term "bank"
+    assert behind_term["title"].tolist() == [
+        "Bank misses 5% target",
+        "Bank earnings beat",
+    ]  # story term "bank"
 
 
 def test_system_tables_heartbeats_and_size(engine: Engine, tmp_path: Path) -> None:

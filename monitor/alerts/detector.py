@@ -26,9 +26,9 @@ negative story, each window scale ``w`` in ``windows_minutes`` (default 1 h, 6 h
 A key enters an episode (one alert) when its best scale has ``E >= 0``, warm-up is over and the last alert is
 ``cooldown`` or more ago; it stays in the episode (no alerts) until ``cooldown`` has passed without a tested
 bucket reaching ``E >= -log10(exit_factor)`` on some scale (a slow build that hovers at the threshold stays one
-episode), or ``rearm`` has passed. A burst on a shorter scale than the one that opened the episode, at least
-100x past its threshold, is a new story and alerts (after the cooldown): a sudden crisis is not swallowed by
-a slow, marginal episode before it. Severity follows ``E``. Every decision is
+episode), or ``rearm`` has passed. When the episode opened on a marginal alert (evidence under 2), a burst on
+a shorter scale at least 100x past its threshold is a new story and alerts (after the cooldown): a sudden
+crisis is not swallowed by a slow, marginal episode before it. Severity follows ``E``. Every decision is
 causal, and a decision at bucket ``t`` reads only items in the ``lookback_buckets()`` before it, so the live
 scheduler (which loads that much history) and a replay give the same alerts.
 """
@@ -100,14 +100,15 @@ class KeyCounts:
 
 @dataclass(frozen=True, slots=True)
 class KeyState:
-    """What the detector remembers about a key: the bucket of its last alert and the window (minutes) that
-    explained it, whether it is still in that alert's episode, and the episode's last bucket with a
-    significant window (None: the alert's)."""
+    """What the detector remembers about a key: the bucket of its last alert, the window (minutes) that
+    explained it and its evidence, whether it is still in that alert's episode, and the episode's last bucket
+    with a significant window (None: the alert's)."""
 
     in_episode: bool = False
     last_alert: int | None = None
     last_significant: int | None = None
     episode_minutes: int | None = None
+    episode_evidence: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

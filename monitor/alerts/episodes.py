@@ -27,8 +27,8 @@ from monitor.alerts.detector import (
 from monitor.alerts.params import KIND_SHARE
 
 MIN_REFERENCES = 3  # reference windows a key without a parent needs before it can alert
-# Inside an episode, a burst on a shorter scale than the one that opened it alerts as a new story when it is
-# this far past its threshold (log10; 2 = the "high" severity): a sudden crisis after a slow, marginal episode.
+# Inside an episode opened by an alert under this evidence (log10; 2 = the "high" severity), a burst on a
+# shorter scale at or above it alerts as a new story: a sudden crisis after a slow, marginal episode.
 NEW_STORY_EVIDENCE = 2.0
 
 
@@ -160,7 +160,12 @@ def scan_key(
     rearm, warm = params.rearm_days * per_day, history_start + params.min_history_days * per_day
     exit_level = -math.log10(params.exit_factor)
     state = state or KeyState()
-    in_ep, last, scale = state.in_episode, state.last_alert, state.episode_minutes
+    in_ep, last, scale, opened = (
+        state.in_episode,
+        state.last_alert,
+        state.episode_minutes,
+        state.episode_evidence,
+    )
     significant = state.last_significant if state.last_significant is not None else last
     spikes: list[Spike] = []
     for i, ti in enumerate(t.tolist()):
@@ -173,11 +178,21 @@ def scan_key(
         if ti < warm or sc.evidence[i] < 0 or (last is not None and ti - last < cooldown):
             continue
         minutes = params.windows_minutes[int(sc.scale[i])]
-        if in_ep and (scale is None or minutes >= scale or sc.evidence[i] < NEW_STORY_EVIDENCE):
+        if in_ep and not _new_story(minutes, float(sc.evidence[i]), scale, opened):
             continue
-        spikes.append(_spike(sc, i, params))
-        in_ep, last, significant, scale = True, ti, ti, minutes
-    return spikes, KeyState(in_ep, last, significant, scale)
+        spike = _spike(sc, i, params)
+        spikes.append(spike)
+        in_ep, last, significant, scale, opened = True, ti, ti, minutes, spike.evidence
+    return spikes, KeyState(in_ep, last, significant, scale, opened)
+
+
+def _new_story(
+    minutes: int, evidence: float, opened_minutes: int | None, opened_evidence: float | None
+) -> bool:
+    """Inside an episode that opened on a marginal alert, a strong burst on a shorter scale is a new story."""
+    if opened_minutes is None or opened_evidence is None:
+        return False
+    return minutes < opened_minutes and evidence >= NEW_STORY_EVIDENCE > opened_evidence
 
 
 def _spike(sc: KeyScores, i: int, params: DetectorParams) -> Spike:

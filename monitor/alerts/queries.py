@@ -193,8 +193,15 @@ def insert_alert(
     return bool(result.rowcount)
 
 
-def last_alerts(conn: Connection) -> dict[AlertKey, tuple[datetime, int | None]]:
-    """Every key's latest stored alert: its window end and window minutes (one query, however many keys)."""
+@dataclass(frozen=True, slots=True)
+class LastAlert:
+    window_end: datetime
+    window_minutes: int | None
+    evidence: float | None
+
+
+def last_alerts(conn: Connection) -> dict[AlertKey, LastAlert]:
+    """Every key's latest stored alert: window end, window minutes, evidence (one query, however many keys)."""
     latest = (
         sa.select(alerts.c.key_kind, alerts.c.key_value, sa.func.max(alerts.c.window_end).label("end"))
         .group_by(alerts.c.key_kind, alerts.c.key_value)
@@ -208,10 +215,15 @@ def last_alerts(conn: Connection) -> dict[AlertKey, tuple[datetime, int | None]]
             alerts.c.window_end == latest.c.end,
         ),
     )
-    out: dict[AlertKey, tuple[datetime, int | None]] = {}
+    out: dict[AlertKey, LastAlert] = {}
     for kind, value, end, details in conn.execute(q):
-        minutes = json.loads(details).get("window_minutes") if details else None
-        out[AlertKey(kind, value)] = (end, int(minutes) if minutes is not None else None)
+        d = json.loads(details) if details else {}
+        minutes, evidence = d.get("window_minutes"), d.get("evidence")
+        out[AlertKey(kind, value)] = LastAlert(
+            end,
+            int(minutes) if minutes is not None else None,
+            float(evidence) if evidence is not None else None,
+        )
     return out
 
 

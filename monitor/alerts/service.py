@@ -56,10 +56,10 @@ class RunReport:
 
 
 def resume_point(
-    last_alert: tuple[datetime, int | None] | None, end: int, catch_up: int, params: DetectorParams
+    last_alert: q.LastAlert | None, end: int, catch_up: int, params: DetectorParams
 ) -> tuple[int, KeyState]:
-    """Where a key's scan resumes (bucket, state), given the window end and window minutes of its last stored
-    alert.
+    """Where a key's scan resumes (bucket, state), given its last stored alert (window end, window minutes,
+    evidence).
 
     Within ``rearm_days`` of that alert the scan restarts right after it, inside its episode, so a long
     episode never alerts twice and the episode's end is seen as a replay sees it. Older alerts no longer
@@ -69,11 +69,17 @@ def resume_point(
     recent = end - catch_up
     if last_alert is None:
         return recent, KeyState()
-    last_end, minutes = last_alert
-    last = bucket_of(last_end, params.bucket_seconds) - 1
-    if last >= recent - params.rearm_days * params.buckets_per_day:  # may still hold the first scanned bucket
-        return last + 1, KeyState(in_episode=True, last_alert=last, episode_minutes=minutes)
-    return recent, KeyState(in_episode=False, last_alert=last, episode_minutes=minutes)
+    last = bucket_of(last_alert.window_end, params.bucket_seconds) - 1
+    live = (
+        last >= recent - params.rearm_days * params.buckets_per_day
+    )  # may still hold the first scanned bucket
+    state = KeyState(
+        in_episode=live,
+        last_alert=last,
+        episode_minutes=last_alert.window_minutes,
+        episode_evidence=last_alert.evidence,
+    )
+    return (last + 1 if live else recent), state
 
 
 def detect_new_alerts(
