@@ -129,10 +129,13 @@ class AlertSettings(_Section):
     """FINPULSE_ALERTS_WINDOWS_MINUTES: the window scales tested together (JSON list, e.g. [60, 360, 1440])."""
     baseline_days: int = Field(default=DETECTOR.baseline_days, ge=1)
     """FINPULSE_ALERTS_BASELINE_DAYS: days of same-time-of-day history (same weekday/weekend kind)."""
-    false_alarms_per_year: float = Field(default=DETECTOR.false_alarms_per_year, gt=0)
-    """FINPULSE_ALERTS_FALSE_ALARMS_PER_YEAR: per key and scale under the fitted law; sets every p threshold."""
+    false_alerts_per_month: float = Field(default=DETECTOR.false_alerts_per_month, gt=0)
+    """FINPULSE_ALERTS_FALSE_ALERTS_PER_MONTH: the stream's budget (all keys and scales) under the fitted law;
+    sets every p threshold."""
     exit_factor: float = Field(default=DETECTOR.exit_factor, ge=1)
-    """FINPULSE_ALERTS_EXIT_FACTOR: an episode ends when p exceeds threshold x this on every scale."""
+    """FINPULSE_ALERTS_EXIT_FACTOR: a window keeps its key's episode going while p < threshold x this."""
+    calm_minutes: int = Field(default=DETECTOR.calm_minutes, ge=1)
+    """FINPULSE_ALERTS_CALM_MINUTES: an episode ends after this long without such a window."""
     min_count: int = Field(default=DETECTOR.min_count, ge=1)
     """FINPULSE_ALERTS_MIN_COUNT: fewest distinct negative stories in the window for an alert."""
     single_source_factor: int = Field(default=DETECTOR.single_source_factor, ge=1)
@@ -145,6 +148,8 @@ class AlertSettings(_Section):
     """FINPULSE_ALERTS_REARM_DAYS: a still-running episode may alert again after this many days."""
     min_history_days: int = Field(default=DETECTOR.min_history_days, ge=0)
     """FINPULSE_ALERTS_MIN_HISTORY_DAYS: no alert until the stream has this much history."""
+    term_keys: bool = DETECTOR.term_keys
+    """FINPULSE_ALERTS_TERM_KEYS: story terms (``term:tariff``) are alert keys too (monitor/terms.py)."""
     catch_up_minutes: int = Field(default=180, ge=0)
     """FINPULSE_ALERTS_CATCH_UP_MINUTES: after downtime, spikes that ended this recently are still raised."""
     webhooks: SecretStr = SecretStr("[]")

@@ -158,7 +158,7 @@ def test_sigterm_waits_for_the_post_in_flight_before_releasing_the_lock(
     env = {k: v for k, v in os.environ.items() if not k.startswith("FINPULSE_")}
     env.update({
         "FINPULSE_DATABASE_URL": url, "FINPULSE_ALERTS_INTERVAL_SECONDS": "60", "FINPULSE_ALERTS_BASELINE_DAYS": "7",
-        "FINPULSE_ALERTS_MIN_HISTORY_DAYS": "2", "FINPULSE_ALERTS_MIN_COUNT": "5",
+        "FINPULSE_ALERTS_MIN_HISTORY_DAYS": "2", "FINPULSE_ALERTS_MIN_COUNT": "5", "FINPULSE_ALERTS_TERM_KEYS": "false",
         "FINPULSE_ALERTS_MAX_PER_SECOND": "100",
         "FINPULSE_ALERTS_DIGEST_MIN_ALERTS": "1", "FINPULSE_ALERTS_TIMEOUT_SECONDS": "30",
         "FINPULSE_ALERTS_WEBHOOKS": f'[{{"url": "{receiver.url("/slow")}", "kind": "json"}}]',

@@ -18,6 +18,7 @@ from monitor.alerts.service import detect_new_alerts, params_from_settings
 from monitor.schema import NewsItem, Tags
 from monitor.settings import AlertSettings
 from monitor.store import init_db, make_engine, write_batch
+from monitor.terms import story_terms
 
 START = datetime(2024, 3, 4, tzinfo=UTC)  # a Monday
 DAYS = 12
@@ -74,7 +75,9 @@ def test_live_replay_in_simulated_time_gives_the_backtest_alerts(tmp_path: Path)
         signature(a.key, a.spike.window_start, a.spike.window_end, a.spike.severity, a.spike.count)
         for a in run_backtest(frame, params, repeat_window=WINDOW)
     ]
-    assert {k for k, *_ in expected} >= {"ticker:ACME", "topic:Markets"}  # the test has something to compare
+    backtest = run_backtest(frame, params, repeat_window=WINDOW)
+    # the test has something to compare: an entity, a topic and a story term ("lender", from the ACME crisis)
+    assert {k for k, *_ in expected} >= {"ticker:ACME", "topic:Markets", "term:lender"}
 
     engine = make_engine(f"sqlite:///{tmp_path / 'live.db'}")
     init_db(engine)
@@ -95,11 +98,20 @@ def test_live_replay_in_simulated_time_gives_the_backtest_alerts(tmp_path: Path)
         key=lambda s: (s[2], s[0]),
     )
     assert live == sorted(expected, key=lambda s: (s[2], s[0]))
+    # A term key's headlines are the ones whose terms hold the word, on both paths.
+    titles = {(str(a.key), a.spike.window_end): [h["title"] for h in a.headlines] for a in backtest}
+    for a in stored:
+        if a.key.kind == "term":
+            got = [h["title"] for h in a.details["headlines"]]
+            assert got == titles[(str(a.key), a.window_end.astimezone(UTC))] and got
+            assert all(a.key.value in story_terms(t) for t in got)
 
     # The same history gives the same counts through the database path and the file path.
-    from_db = count_keys(live_rows, params.bucket_seconds)
+    from_db = count_keys(live_rows, params.bucket_seconds, params.min_count)
     from_file = count_keys(
-        story_rows(drop_repeats(frame, WINDOW)).reset_index(drop=True), params.bucket_seconds
+        story_rows(drop_repeats(frame, WINDOW)).reset_index(drop=True),
+        params.bucket_seconds,
+        params.min_count,
     )
     assert from_db.series.keys() == from_file.series.keys()
     for key, kc in from_file.series.items():

@@ -216,3 +216,9 @@ def test_retry_after_parsing() -> None:
     assert parse_retry_after("7") == 7.0
     assert parse_retry_after("Wed, 13 Mar 2024 15:00:30 GMT", now) == 30.0
     assert parse_retry_after("soon") is None and parse_retry_after(None) is None
+
+
+def test_every_key_kind_has_a_title() -> None:
+    """A story-term alert says which word piled up (a key kind the payloads did not know once crashed them)."""
+    assert json_payload(alert("term", "lira"), None)["title"] == "Negative news spike: “lira” stories (high)"
+    assert slack_payload(alert("ticker", "ACME"), None)["text"].startswith("Negative news spike: $ACME")

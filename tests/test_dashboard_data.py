@@ -209,6 +209,7 @@ def test_alerts_states_numbers_and_headlines(engine: Engine) -> None:
         behind_topic = data.alert_headlines(conn, "topic", "Energy | Oil", T0, T0 + HOUR)
         behind_ticker = data.alert_headlines(conn, "ticker", "JPM", T0, T0 + 2 * HOUR)
         behind_all = data.alert_headlines(conn, "overall", "all", T0, T0 + 2 * HOUR)
+        behind_term = data.alert_headlines(conn, "term", "bank", T0, T0 + 2 * HOUR)
     assert fired["state"].tolist() == ["pending", "failed", "sent"]  # newest first
     assert failed["key_value"].tolist() == ["JPM"] and failed.iloc[0]["last_error"]
     assert dict(zip(counts["state"], counts["alerts"], strict=True)) == {"failed": 1, "pending": 1, "sent": 1}
@@ -218,6 +219,10 @@ def test_alerts_states_numbers_and_headlines(engine: Engine) -> None:
     assert behind_topic["title"].tolist() == ["Oil slumps on glut", "Crude rallies"]  # most negative first
     assert behind_ticker["title"].tolist() == ["Bank misses 5% target", "Bank earnings beat"]
     assert len(behind_all) == 5
+    assert behind_term["title"].tolist() == [
+        "Bank misses 5% target",
+        "Bank earnings beat",
+    ]  # story term "bank"
 
 
 def test_system_tables_heartbeats_and_size(engine: Engine, tmp_path: Path) -> None:

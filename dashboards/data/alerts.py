@@ -14,6 +14,7 @@ from sqlalchemy.engine import Connection
 from dashboards.data.base import MAX_ROWS, Filters, frame, safe_url
 from dashboards.data.headlines import headline_query
 from monitor.store import alerts, news_items, news_tags
+from monitor.terms import story_terms
 
 ALERT_COLUMNS = (
     "id alert_key key_kind key_value window_start window_end fired_at severity state attempts "
@@ -74,7 +75,8 @@ def alert_state_counts(conn: Connection, start: datetime, end: datetime) -> pd.D
 def alert_headlines(
     conn: Connection, key_kind: str, key_value: str, start: datetime, end: datetime, limit: int = 25
 ) -> pd.DataFrame:
-    """The headlines behind an alert: unique stories in its window for its key, most negative first."""
+    """The headlines behind an alert: unique stories in its window for its key (topic, entity or story term),
+    most negative first."""
     f = Filters(start, end, (key_value,) if key_kind == "topic" else ())
     ticker = key_value if key_kind == "ticker" else None
     cols = [
@@ -90,8 +92,12 @@ def alert_headlines(
     stmt = (
         headline_query(f, "", (), ticker, cols)
         .order_by(news_tags.c.sentiment_score, news_items.c.published_at.desc())
-        .limit(limit)
+        .limit(None if key_kind == "term" else limit)
     )
     page = frame(conn, stmt, [c.name for c in cols])
+    if (
+        key_kind == "term"
+    ):  # a story term's headlines: those whose terms hold the word, as the detector counted
+        page = page[[key_value in story_terms(t) for t in page["title"]]].head(limit).reset_index(drop=True)
     page["url"] = page["url"].map(safe_url)
     return page

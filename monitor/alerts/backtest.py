@@ -187,7 +187,7 @@ def run_backtest(
     if frame.empty:
         return []
     rows = story_rows(drop_repeats(frame, repeat_window)).reset_index(drop=True)
-    counts = count_keys(rows, params.bucket_seconds)
+    counts = count_keys(rows, params.bucket_seconds, params.min_count, params.term_keys)
     history = first_bucket(rows, params.bucket_seconds)
     assert history is not None
     end = int(bucket_indices(rows["published_at"], params.bucket_seconds).max()) + 1

@@ -37,7 +37,7 @@ def add_commands(sub: Any) -> None:
         "--windows-minutes", help="comma-separated window scales (FINPULSE_ALERTS_WINDOWS_MINUTES)"
     )
     b.add_argument("--cooldown-minutes", type=int, help="FINPULSE_ALERTS_COOLDOWN_MINUTES")
-    b.add_argument("--false-alarms-per-year", type=float, help="FINPULSE_ALERTS_FALSE_ALARMS_PER_YEAR")
+    b.add_argument("--false-alerts-per-month", type=float, help="FINPULSE_ALERTS_FALSE_ALERTS_PER_MONTH")
     b.add_argument("--min-count", type=int, help="FINPULSE_ALERTS_MIN_COUNT")
     b.add_argument("--baseline-days", type=int, help="FINPULSE_ALERTS_BASELINE_DAYS")
     b.set_defaults(func=_backtest)
@@ -81,7 +81,7 @@ def _alert_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "bucket_seconds": bucket * 60 if bucket else None,
         "windows_minutes": tuple(int(w) for w in windows.split(",")) if windows else None,
         "cooldown_minutes": getattr(args, "cooldown_minutes", None),
-        "false_alarms_per_year": getattr(args, "false_alarms_per_year", None),
+        "false_alerts_per_month": getattr(args, "false_alerts_per_month", None),
         "min_count": getattr(args, "min_count", None),
         "baseline_days": getattr(args, "baseline_days", None),
     }

@@ -5,9 +5,11 @@ Input: one row per distinct story (repeats already excluded) with ``published_at
 The scheduler fills that frame from the database (``queries.load_story_rows``), the backtest from its file;
 both then call :func:`count_keys`, so the same history gives the same counts.
 
-Keys: ``overall`` (every story), ``topic:<topic>``, ``ticker:<key>``. Parents for the baseline's shrinkage:
-topic -> overall and ticker -> overall (a company's headlines span many topics, so no single topic is its
-parent).
+Keys: ``overall`` (every story), ``topic:<topic>``, ``ticker:<key>`` and, when the rows carry ``text``,
+``term:<word>`` for every content word of the headlines (``monitor.terms``) that has at least ``min_negative``
+negative stories in the rows (a key with fewer can never reach the detector's ``min_count``). Parents for the
+baseline's shrinkage: every key -> overall (a company's or a word's headlines span many topics, so no single
+topic is its parent).
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ import numpy as np
 import pandas as pd
 
 from monitor.alerts.detector import KeyCounts
+from monitor.terms import story_terms
 
-KeyKind = Literal["overall", "topic", "ticker"]
+KeyKind = Literal["overall", "topic", "ticker", "term"]
 OVERALL = "all"
 STORY_COLUMNS = ("published_at", "sentiment", "topic", "source", "tickers")
 
@@ -65,7 +68,7 @@ def _key_counts(bucket: np.ndarray, negative: np.ndarray, source: np.ndarray | N
     )
 
 
-def count_keys(rows: pd.DataFrame, bucket_seconds: int) -> Counts:
+def count_keys(rows: pd.DataFrame, bucket_seconds: int, min_negative: int = 1, terms: bool = True) -> Counts:
     """Negative and total story counts per bucket for every key the rows mention."""
     if rows.empty:
         empty = KeyCounts(np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0))
@@ -80,13 +83,29 @@ def count_keys(rows: pd.DataFrame, bucket_seconds: int) -> Counts:
     positions = pd.Series(np.arange(len(rows)), index=rows.index).loc[linked.index].to_numpy()
     for ticker, idx in pd.Series(positions).groupby(linked.astype(str).to_numpy(), sort=True).indices.items():
         members[AlertKey("ticker", str(ticker))] = np.unique(positions[idx])
+    if terms and "text" in rows:
+        members.update(_term_members(rows["text"], negative, min_negative))
     series, parents = {}, {}
     for key in sorted(members):
         idx = members[key]
-        src = source[idx] if key.kind == "ticker" else None
+        src = source[idx] if key.kind in ("ticker", "overall") else None
         series[key] = _key_counts(bucket[idx], negative[idx], src)
         parents[key] = None if key == OVERALL_KEY else OVERALL_KEY
     return Counts(series, parents, members)
+
+
+def _term_members(texts: pd.Series, negative: np.ndarray, min_negative: int) -> dict[AlertKey, np.ndarray]:
+    """Row positions per story term, for terms with at least ``min_negative`` negative stories."""
+    by_term: dict[str, list[int]] = {}
+    for i, text in enumerate(texts.astype(str)):
+        for term in story_terms(text):
+            by_term.setdefault(term, []).append(i)
+    out = {}
+    for term, idx in by_term.items():
+        pos = np.asarray(idx, dtype=np.int64)
+        if int(negative[pos].sum()) >= max(1, min_negative):
+            out[AlertKey("term", term)] = pos
+    return out
 
 
 def first_bucket(rows: pd.DataFrame, bucket_seconds: int) -> int | None:

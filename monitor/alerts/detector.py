@@ -15,13 +15,20 @@ negative story, each window scale ``w`` in ``windows_minutes`` (default 1 h, 6 h
    with variance ``mu + mu^2 (phi + 1/shape)``: ``phi`` is the over-dispersion seen in the references (at
    least the parent's), ``1/shape`` the uncertainty of a rate estimated from few counts. A new key with no
    history therefore has a tiny but honest baseline and alerts only on ``min_count`` distinct stories.
-4. The window's p-value is compared with a threshold set by one parameter, ``false_alarms_per_year`` (per key
-   and scale): ``p_w = false_alarms_per_year * w / 1 year``. Evidence ``E = log10(p_w / p)``; the window
-   counts only if ``x >= min_count`` and its negative share is at least the key's usual share.
+4. The window's p-value is compared with a threshold set by one parameter for the whole stream,
+   ``false_alerts_per_month`` (weighted Bonferroni, ``DetectorParams.p_threshold``): ``p_w = budget x (w / 1
+   month) / scales x weight``, where a key's weight is its kind's share of the budget (overall, topics,
+   entities: a third each) times its share of that kind's stories. A 20-a-day feed and a 1,000-a-day wire
+   then spend the same budget however many topics and entities they mention. Evidence
+   ``E = log10(p_w / p)``; the window counts only if ``x >= min_count`` and its negative share is at least
+   the key's usual share.
 
 A key enters an episode (one alert) when its best scale has ``E >= 0``, warm-up is over and the last alert is
-``cooldown`` or more ago; it stays in the episode (no alerts) until a test bucket has
-``E < -log10(exit_factor)`` on every scale or ``rearm`` has passed. Severity follows ``E``. Every decision is
+``cooldown`` or more ago; it stays in the episode (no alerts) until ``cooldown`` has passed without a tested
+bucket reaching ``E >= -log10(exit_factor)`` on some scale (a slow build that hovers at the threshold stays one
+episode), or ``rearm`` has passed. When the episode opened on a marginal alert (evidence under 2), a burst on
+a shorter scale at least 100x past its threshold is a new story and alerts (after the cooldown): a sudden
+crisis is not swallowed by a slow, marginal episode before it. Severity follows ``E``. Every decision is
 causal, and a decision at bucket ``t`` reads only items in the ``lookback_buckets()`` before it, so the live
 scheduler (which loads that much history) and a replay give the same alerts.
 """
@@ -93,11 +100,15 @@ class KeyCounts:
 
 @dataclass(frozen=True, slots=True)
 class KeyState:
-    """What the detector remembers about a key: the bucket of its last alert, and whether it is still in
-    that alert's episode."""
+    """What the detector remembers about a key: the bucket of its last alert, the window (minutes) that
+    explained it and its evidence, whether it is still in that alert's episode, and the episode's last bucket
+    with a significant window (None: the alert's)."""
 
     in_episode: bool = False
     last_alert: int | None = None
+    last_significant: int | None = None
+    episode_minutes: int | None = None
+    episode_evidence: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,8 +24,12 @@ from monitor.alerts.detector import (
     severity_of,
     tail_probability,
 )
+from monitor.alerts.params import KIND_SHARE
 
 MIN_REFERENCES = 3  # reference windows a key without a parent needs before it can alert
+# Inside an episode opened by an alert under this evidence (log10; 2 = the "high" severity), a burst on a
+# shorter scale at or above it alerts as a new story: a sudden crisis after a slow, marginal episode.
+NEW_STORY_EVIDENCE = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +43,7 @@ class KeyScores:
     count: np.ndarray  # (S, n)
     mean: np.ndarray  # (S, n)
     p: np.ndarray  # (S, n)
+    threshold: np.ndarray  # (S, n) the p-value each window had to beat
     total: np.ndarray | None  # (S, n)
 
 
@@ -65,10 +70,12 @@ def score_key(
     history_start: int,
     parent: KeyCounts | None = None,
     needs_sources: bool = False,
+    kind_share: float = KIND_SHARE["overall"],
 ) -> KeyScores:
     widths = params.window_buckets()
     S, n = len(widths), len(t)
     count, mean, p = np.zeros((S, n)), np.zeros((S, n)), np.ones((S, n))
+    threshold = np.zeros((S, n))
     total = None if kc.total is None else np.zeros((S, n))
     evidence = np.full((S, n), -np.inf)
     raw = np.full((S, n), -np.inf)
@@ -76,12 +83,16 @@ def score_key(
     for s, (w, minutes) in enumerate(zip(widths, params.windows_minutes, strict=True)):
         x = kc.sums(t, w)
         prior = None
+        weight: float | np.ndarray = kind_share
         if parent is not None:
             pm, _, pphi, _ = baseline(parent, t, w, params, history_start)
-            prior = (pm * share_of_parent(kc, parent, t, w, params), pphi)
+            share = share_of_parent(kc, parent, t, w, params)
+            prior = (pm * share, pphi)
+            weight = kind_share * np.minimum(1.0, share)
         mu, var, _, refs = baseline(kc, t, w, params, history_start, prior)
         pv = tail_probability(x, mu, var)
-        e = np.log10(params.p_threshold(minutes)) - np.log10(np.maximum(pv, 1e-300))
+        threshold[s] = params.p_threshold(minutes, weight)
+        e = np.log10(threshold[s]) - np.log10(np.maximum(pv, 1e-300))
         ok = x >= params.min_count
         if parent is None:  # a root key's baseline rests on its own reference windows only
             ok &= refs >= MIN_REFERENCES
@@ -93,22 +104,36 @@ def score_key(
         count[s], mean[s], p[s], raw[s] = x, mu, pv, e
         evidence[s] = np.where(ok, e, -np.inf)
         if needs_sources:
-            evidence[s] = _source_rule(kc, t, w, x, evidence[s], params)
+            evidence[s] = _source_rule(kc, parent, t, w, x, evidence[s], params)
     strongest = evidence.max(axis=0, initial=-np.inf)
     # The alert explains itself with the shortest window that is significant on its own (scales ascend).
     shortest = np.where(
         (evidence >= 0).any(axis=0), np.argmax(evidence >= 0, axis=0), np.argmax(evidence, axis=0)
     )
-    return KeyScores(t, strongest, raw.max(axis=0, initial=-np.inf), shortest, count, mean, p, total)
+    exit_evidence = raw.max(axis=0, initial=-np.inf)
+    return KeyScores(t, strongest, exit_evidence, shortest, count, mean, p, threshold, total)
 
 
 def _source_rule(
-    kc: KeyCounts, t: np.ndarray, w: int, x: np.ndarray, e: np.ndarray, params: DetectorParams
+    kc: KeyCounts,
+    parent: KeyCounts | None,
+    t: np.ndarray,
+    w: int,
+    x: np.ndarray,
+    e: np.ndarray,
+    params: DetectorParams,
 ) -> np.ndarray:
-    """An entity seen from a single source needs ``single_source_factor`` x more distinct stories."""
+    """An entity whose negative stories all come from one source, while the stream around it had several
+    sources of negative news in the same window, needs ``single_source_factor`` x more distinct stories.
+    A single-source stream (one RSS feed, one wire) is not penalised: there is no second source to agree."""
     out = e.copy()
     for i in np.nonzero(np.isfinite(e) & (e >= 0))[0]:
-        if kc.sources_in(int(t[i]), w) < 2 and x[i] < params.min_count * params.single_source_factor:
+        ti = int(t[i])
+        if (
+            x[i] < params.min_count * params.single_source_factor
+            and kc.sources_in(ti, w) < 2
+            and (parent is None or parent.sources_in(ti, w) >= 2)
+        ):
             out[i] = -np.inf
     return out
 
@@ -122,27 +147,52 @@ def scan_key(
     state: KeyState | None = None,
     parent: KeyCounts | None = None,
     needs_sources: bool = False,
+    kind_share: float = KIND_SHARE["overall"],
 ) -> tuple[list[Spike], KeyState]:
     """Run the episode state machine over the key's candidate buckets in ``[begin, end)``."""
     t = candidates(kc, begin, end)
     if not len(t):
         return [], state or KeyState()
-    sc = score_key(kc, t, params, history_start, parent, needs_sources)
+    sc = score_key(kc, t, params, history_start, parent, needs_sources, kind_share)
     per_day = params.buckets_per_day
     cooldown = math.ceil(params.cooldown_minutes * 60 / params.bucket_seconds)
+    calm_buckets = math.ceil(params.calm_minutes * 60 / params.bucket_seconds)
     rearm, warm = params.rearm_days * per_day, history_start + params.min_history_days * per_day
     exit_level = -math.log10(params.exit_factor)
     state = state or KeyState()
-    in_ep, last = state.in_episode, state.last_alert
+    in_ep, last, scale, opened = (
+        state.in_episode,
+        state.last_alert,
+        state.episode_minutes,
+        state.episode_evidence,
+    )
+    significant = state.last_significant if state.last_significant is not None else last
     spikes: list[Spike] = []
     for i, ti in enumerate(t.tolist()):
-        if in_ep and (sc.exit_evidence[i] < exit_level or (last is not None and ti - last >= rearm)):
-            in_ep = False
-        if in_ep or ti < warm or sc.evidence[i] < 0 or (last is not None and ti - last < cooldown):
+        if in_ep:
+            if sc.exit_evidence[i] >= exit_level:
+                significant = ti
+            calm = significant is None or ti - significant >= calm_buckets
+            if calm or (last is not None and ti - last >= rearm):
+                in_ep = False
+        if ti < warm or sc.evidence[i] < 0 or (last is not None and ti - last < cooldown):
             continue
-        spikes.append(_spike(sc, i, params))
-        in_ep, last = True, ti
-    return spikes, KeyState(in_ep, last)
+        minutes = params.windows_minutes[int(sc.scale[i])]
+        if in_ep and not _new_story(minutes, float(sc.evidence[i]), scale, opened):
+            continue
+        spike = _spike(sc, i, params)
+        spikes.append(spike)
+        in_ep, last, significant, scale, opened = True, ti, ti, minutes, spike.evidence
+    return spikes, KeyState(in_ep, last, significant, scale, opened)
+
+
+def _new_story(
+    minutes: int, evidence: float, opened_minutes: int | None, opened_evidence: float | None
+) -> bool:
+    """Inside an episode that opened on a marginal alert, a strong burst on a shorter scale is a new story."""
+    if opened_minutes is None or opened_evidence is None:
+        return False
+    return minutes < opened_minutes and evidence >= NEW_STORY_EVIDENCE > opened_evidence
 
 
 def _spike(sc: KeyScores, i: int, params: DetectorParams) -> Spike:
@@ -163,7 +213,7 @@ def _spike(sc: KeyScores, i: int, params: DetectorParams) -> Spike:
         evidence=round(float(sc.evidence[i]), 2),  # the strongest scale's (severity follows it)
         total=total,
         share=round(count / total, 3) if total else None,
-        details={"window_minutes": minutes, "p_threshold": float(f"{params.p_threshold(minutes):.3g}")},
+        details={"window_minutes": minutes, "p_threshold": float(f"{sc.threshold[s, i]:.3g}")},
     )
 
 
@@ -183,6 +233,9 @@ def scan_keys(
         begin, state = (resume or {}).get(key, (history_start, KeyState()))
         parent = counts.get(parents.get(key))
         sources = getattr(key, "kind", "") in with_sources
-        spikes, _ = scan_key(kc, params, history_start, begin, end, state, parent, sources)
+        share = KIND_SHARE.get(
+            getattr(key, "kind", "overall"), KIND_SHARE["ticker"]
+        )  # unknown kinds: entities
+        spikes, _ = scan_key(kc, params, history_start, begin, end, state, parent, sources, share)
         out.extend((key, s) for s in spikes)
     return sorted(out, key=lambda ks: (ks[1].bucket, str(ks[0])))

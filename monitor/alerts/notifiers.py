@@ -127,8 +127,14 @@ def _webhook_from(entry: Any, where: str, watchlist: frozenset[str] = frozenset(
 
 
 def _title(alert: StoredAlert) -> str:
-    what = {"overall": "All news", "topic": f"Topic {alert.key.value}", "ticker": f"${alert.key.value}"}
-    return f"Negative news spike: {what[alert.key.kind]} ({alert.severity})"
+    value = alert.key.value
+    what = {
+        "overall": "All news",
+        "topic": f"Topic {value}",
+        "ticker": f"${value}",
+        "term": f"“{value}” stories",
+    }
+    return f"Negative news spike: {what.get(alert.key.kind, value)} ({alert.severity})"
 
 
 def _slack_escape(text: str) -> str:

@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection
 from monitor.alerts.counting import STORY_COLUMNS, AlertKey
 from monitor.alerts.detector import Spike
 from monitor.store import alerts, news_items, news_tags, news_tickers
+from monitor.terms import story_terms
 
 AlertState = Literal["pending", "sent", "failed", "rejected"]  # rejected: a webhook refused it for good (4xx)
 
@@ -57,7 +58,7 @@ class StoredAlert:
 
 def load_story_rows(conn: Connection, start: datetime, end: datetime) -> pd.DataFrame:
     """Distinct stories (repeats excluded) published in ``[start, end)``, one row each with the columns
-    ``counting.count_keys`` reads: published_at, sentiment, topic, source, tickers (tuple)."""
+    ``counting.count_keys`` reads: published_at, sentiment, topic, source, text (the title), tickers (tuple)."""
     span = sa.and_(
         news_tags.c.published_at >= start,
         news_tags.c.published_at < end,
@@ -65,12 +66,12 @@ def load_story_rows(conn: Connection, start: datetime, end: datetime) -> pd.Data
     )
     q = (
         sa.select(news_tags.c.item_id, news_tags.c.published_at, news_tags.c.sentiment, news_tags.c.topic,
-                  news_items.c.source)
+                  news_items.c.source, news_items.c.title)
         .join(news_items, news_items.c.id == news_tags.c.item_id)
         .where(span)
         .order_by(news_tags.c.published_at, news_tags.c.item_id)
     )  # fmt: skip
-    rows = pd.DataFrame(conn.execute(q).all(), columns=["item_id", *STORY_COLUMNS[:4]])
+    rows = pd.DataFrame(conn.execute(q).all(), columns=["item_id", *STORY_COLUMNS[:4], "text"])
     linked: dict[str, list[str]] = {}
     tq = (
         sa.select(news_tickers.c.item_id, news_tickers.c.ticker)
@@ -98,7 +99,8 @@ def first_story_time(conn: Connection) -> datetime | None:
 def top_negative_headlines(
     conn: Connection, key: AlertKey, start: datetime, end: datetime, limit: int = 5
 ) -> list[dict[str, Any]]:
-    """The most negative distinct headlines behind an alert, most negative first."""
+    """The most negative distinct headlines behind an alert, most negative first (a term key's: those whose
+    story terms hold the word, as ``counting`` counted them)."""
     q = (
         sa.select(
             news_items.c.title,
@@ -115,7 +117,7 @@ def top_negative_headlines(
             news_tags.c.sentiment == "negative",
         )
         .order_by(news_tags.c.sentiment_score, news_tags.c.published_at.desc())
-        .limit(limit)
+        .limit(None if key.kind == "term" else limit)
     )
     if key.kind == "topic":
         q = q.where(news_tags.c.topic == key.value)
@@ -132,7 +134,8 @@ def top_negative_headlines(
             "score": round(score, 3),
         }
         for title, url, source, ts, score in conn.execute(q)
-    ]
+        if key.kind != "term" or key.value in story_terms(title)
+    ][:limit]
 
 
 def alert_key_of(key: AlertKey, window_start: datetime) -> str:
@@ -185,11 +188,38 @@ def insert_alert(
     return bool(result.rowcount)
 
 
-def last_alert_end(conn: Connection, key: AlertKey) -> datetime | None:
-    q = sa.select(sa.func.max(alerts.c.window_end)).where(
-        alerts.c.key_kind == key.kind, alerts.c.key_value == key.value
+@dataclass(frozen=True, slots=True)
+class LastAlert:
+    window_end: datetime
+    window_minutes: int | None
+    evidence: float | None
+
+
+def last_alerts(conn: Connection) -> dict[AlertKey, LastAlert]:
+    """Every key's latest stored alert: window end, window minutes, evidence (one query, however many keys)."""
+    latest = (
+        sa.select(alerts.c.key_kind, alerts.c.key_value, sa.func.max(alerts.c.window_end).label("end"))
+        .group_by(alerts.c.key_kind, alerts.c.key_value)
+        .subquery()
     )
-    return conn.execute(q).scalar_one_or_none()
+    q = sa.select(alerts.c.key_kind, alerts.c.key_value, alerts.c.window_end, alerts.c.details).join(
+        latest,
+        sa.and_(
+            alerts.c.key_kind == latest.c.key_kind,
+            alerts.c.key_value == latest.c.key_value,
+            alerts.c.window_end == latest.c.end,
+        ),
+    )
+    out: dict[AlertKey, LastAlert] = {}
+    for kind, value, end, details in conn.execute(q):
+        d = json.loads(details) if details else {}
+        minutes, evidence = d.get("window_minutes"), d.get("evidence")
+        out[AlertKey(kind, value)] = LastAlert(
+            end,
+            int(minutes) if minutes is not None else None,
+            float(evidence) if evidence is not None else None,
+        )
+    return out
 
 
 def _row_to_alert(row: Any) -> StoredAlert:

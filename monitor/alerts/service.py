@@ -33,14 +33,16 @@ def params_from_settings(s: AlertSettings) -> DetectorParams:
         bucket_seconds=s.bucket_seconds,
         windows_minutes=tuple(s.windows_minutes),
         baseline_days=s.baseline_days,
-        false_alarms_per_year=s.false_alarms_per_year,
+        false_alerts_per_month=s.false_alerts_per_month,
         exit_factor=s.exit_factor,
+        calm_minutes=s.calm_minutes,
         min_count=s.min_count,
         single_source_factor=s.single_source_factor,
         prior_weight=s.prior_weight,
         cooldown_minutes=s.cooldown_minutes,
         rearm_days=s.rearm_days,
         min_history_days=s.min_history_days,
+        term_keys=s.term_keys,
     )
 
 
@@ -54,9 +56,10 @@ class RunReport:
 
 
 def resume_point(
-    last_end: datetime | None, end: int, catch_up: int, params: DetectorParams
+    last_alert: q.LastAlert | None, end: int, catch_up: int, params: DetectorParams
 ) -> tuple[int, KeyState]:
-    """Where a key's scan resumes (bucket, state), given the window end of its last stored alert.
+    """Where a key's scan resumes (bucket, state), given its last stored alert (window end, window minutes,
+    evidence).
 
     Within ``rearm_days`` of that alert the scan restarts right after it, inside its episode, so a long
     episode never alerts twice and the episode's end is seen as a replay sees it. Older alerts no longer
@@ -64,12 +67,19 @@ def resume_point(
     with stale alerts).
     """
     recent = end - catch_up
-    if last_end is None:
+    if last_alert is None:
         return recent, KeyState()
-    last = bucket_of(last_end, params.bucket_seconds) - 1
-    if last >= recent - params.rearm_days * params.buckets_per_day:  # may still hold the first scanned bucket
-        return last + 1, KeyState(in_episode=True, last_alert=last)
-    return recent, KeyState(in_episode=False, last_alert=last)
+    last = bucket_of(last_alert.window_end, params.bucket_seconds) - 1
+    live = (
+        last >= recent - params.rearm_days * params.buckets_per_day
+    )  # may still hold the first scanned bucket
+    state = KeyState(
+        in_episode=live,
+        last_alert=last,
+        episode_minutes=last_alert.window_minutes,
+        episode_evidence=last_alert.evidence,
+    )
+    return (last + 1 if live else recent), state
 
 
 def detect_new_alerts(
@@ -83,10 +93,9 @@ def detect_new_alerts(
     with engine.connect() as conn:
         rows = q.load_story_rows(conn, start, bucket_end(end - 1, bs))
         first = q.first_story_time(conn)
-        counts = count_keys(rows, bs)
-        resume = {
-            key: resume_point(q.last_alert_end(conn, key), end, catch_up, params) for key in counts.series
-        }
+        counts = count_keys(rows, bs, params.min_count, params.term_keys)
+        last = q.last_alerts(conn)
+        resume = {key: resume_point(last.get(key), end, catch_up, params) for key in counts.series}
     history = bucket_of(first, bs) if first is not None else end
     found = scan_keys(counts.series, counts.parents, params, history, end, resume)
     created = 0

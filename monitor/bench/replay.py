@@ -3,7 +3,7 @@
 Thin shell over pure parts: ``feeds`` (parsing), ``tagcache`` (classifier tags cached per model version),
 ``alerts.backtest.run_backtest`` (the scheduler's detector code), ``events`` (scoring). Also draws the
 timeline (daily negative stories, alerts, event windows) and runs leave-one-event-out tuning of the one
-threshold parameter, ``false_alarms_per_year``.
+threshold parameter, ``false_alerts_per_month``.
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ import pandas as pd
 
 from monitor.alerts.backtest import BacktestAlert, attach_tags, drop_repeats, run_backtest
 from monitor.alerts.params import DetectorParams
-from monitor.bench.events import AlertRecord, FeedScore, MarketEvent, score_feed
+from monitor.bench.events import AlertRecord, FeedScore, MarketEvent, on_time, score_feed
 from monitor.bench.tagcache import cached_tags
 from monitor.schema import Tags
 
-LOEO_GRID = (0.001, 0.003, 0.01, 0.03, 0.1)
+LOEO_GRID = (0.5, 1.0, 2.0, 4.0, 8.0)
 FA_BUDGET = 2.0  # alert-days per month outside event windows, per feed (the target)
 
 
@@ -95,24 +95,19 @@ def summary_table(runs: Sequence[FeedRun]) -> str:
 def leave_one_event_out(
     tagged: dict[str, pd.DataFrame], params: DetectorParams, events: Sequence[MarketEvent]
 ) -> list[dict[str, Any]]:
-    """For each event: pick ``false_alarms_per_year`` from ``LOEO_GRID`` on the other events (most caught
+    """For each event: pick ``false_alerts_per_month`` from ``LOEO_GRID`` on the other events (most caught
     within 24 h on covering feeds, every feed within the false-alarm budget, then the largest value), and
     report whether the held-out event is caught with it."""
     grid: dict[float, list[FeedRun]] = {}
     for fa in LOEO_GRID:
-        p = dataclasses.replace(params, false_alarms_per_year=fa)
+        p = dataclasses.replace(params, false_alerts_per_month=fa)
         grid[fa] = [run_feed(name, frame, p, events) for name, frame in tagged.items()]
     out = []
     for ev in events:
 
         def objective(fa: float, held: str = ev.id) -> tuple[int, float]:
             runs = grid[fa]
-            hits = sum(
-                e.covered and e.caught and (e.hours or 0) <= 24
-                for r in runs
-                for e in r.score.events
-                if e.event != held
-            )
+            hits = sum(e.covered and on_time(e) for r in runs for e in r.score.events if e.event != held)
             ok = all(r.score.alert_days_per_month <= FA_BUDGET for r in runs)
             return (hits if ok else -1, fa)
 
@@ -123,7 +118,7 @@ def leave_one_event_out(
                 "event": ev.id,
                 "chosen": best,
                 "covered_on": len(held),
-                "caught_on": sum(e.caught and (e.hours or 0) <= 24 for e in held),
+                "caught_on": sum(on_time(e) for e in held),
             }
         )
     return out
