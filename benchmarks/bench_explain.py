@@ -1,4 +1,4 @@
-"""Explanation cost and faithfulness on a model (not a test; the figures go to docs/analyst.md).
+"""Explanation cost and faithfulness on a model (not a test; the figures go to docs/benchmarks.md).
 
 Latency: each headline explained on its own, as the dashboard and ``finpulse explain`` do (one batch of
 words + 1 rows), against ``predict`` on the same single headline: median and p90 seconds, and the ratio.
