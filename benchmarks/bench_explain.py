@@ -1,4 +1,4 @@
-"""Explanation cost and faithfulness on a model (not a test; the figures go to docs/analyst.md).
+"""Explanation cost and faithfulness on a model (not a test; the figures go to docs/benchmarks.md).
 
 Latency: each headline explained on its own, as the dashboard and ``finpulse explain`` do (one batch of
 words + 1 rows), against ``predict`` on the same single headline: median and p90 seconds, and the ratio.
@@ -20,11 +20,11 @@ from pathlib import Path
 from monitor.classify import load_classifier
 from monitor.explain import by_chance, by_weight, deletion_drops, explain, least_first, probabilities_of
 from monitor.settings import Settings
-from training.data import DEFAULT_DATA_DIR, real_headlines
+from training.data import data_root, real_headlines
 
 
 def fixed_headlines(n: int) -> list[str]:
-    _, val, _ = real_headlines(DEFAULT_DATA_DIR)
+    _, val, _ = real_headlines(data_root(None))  # FINPULSE_DATA_DIR
     return list(dict.fromkeys(e.text for e in val))[:n]
 
 

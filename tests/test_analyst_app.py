@@ -8,10 +8,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from pydantic import SecretStr
 from test_dashboard_app import env, markdown_text, model_dir, open_page  # noqa: F401
 
-from dashboards import data, seed
+from dashboards import data, seed, ui
 from monitor.alerts.notifiers import parse_webhooks
 from monitor.alerts.queries import AlertKey
 from monitor.errors import ConfigError
@@ -146,3 +147,45 @@ def test_highlighted_explanation_is_escaped_text_with_marks_only_around_top_word
     assert out.count("<mark") == 3 and "<script>" not in out and "<img" not in out
     assert "&lt;script&gt;x()&lt;/script&gt;" in out and "&quot;now&quot;" in out
     assert '">plunge</mark>' in out and "onerror=y" in out  # the attribute text is shown, never an attribute
+
+
+def test_correction_form_refuses_without_a_name_then_records_beside_the_tags(
+    tmp_path: Path, env: pytest.MonkeyPatch
+) -> None:
+    """The Headlines detail's form: a correction without a name is refused with the reason; with a name it is
+    saved, shown as "corrected" in the detail and the grid, the name stays filled in, the tags stay as they
+    were; a correction that names the model's own labels is refused."""
+    url = f"sqlite:///{tmp_path / 'f.db'}"
+    engine = make_engine(url)
+    known = seed.seed_known(engine, datetime.now(UTC))[0]  # Legal | Regulation, negative
+    at = open_page("headlines", url, env, item=known.id)
+    at.radio(key=f"fix_sentiment-{known.id}").set_value("positive")
+    at.selectbox(key=f"fix_topic-{known.id}").set_value("Earnings")
+    at.button[0].click().run()
+    assert [w.value for w in at.warning] == [ui.literal("a correction needs the analyst's name")]
+    at.text_input(key="analyst_input").input("  Ana Analyst ")  # inside the form: sent with the submit
+    at.button[0].click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("Correction saved" in s.value for s in at.success), [w.value for w in at.warning]
+    fields = dict(at.table[0].value.to_numpy().tolist())
+    assert fields["corrected"] == ui.literal("sentiment → positive, topic → Earnings")
+    assert fields["sentiment"].startswith("negative") and fields["topic"].startswith(
+        ui.literal("Legal | Regulation")
+    )
+    grid = at.dataframe[0].value.set_index("title")
+    assert grid.loc[known.title, "corrected"] == "sentiment → positive, topic → Earnings"
+    assert at.text_input(key="analyst_input").value.strip() == "Ana Analyst"  # still filled in
+    at.radio(key=f"fix_sentiment-{known.id}").set_value("negative")
+    at.selectbox(key=f"fix_topic-{known.id}").set_value("Legal | Regulation")
+    at.button[0].click().run()
+    assert [w.value for w in at.warning] == [
+        ui.literal("the correction names the labels the model already gave")
+    ]
+    with engine.connect() as conn:
+        stored = conn.execute(
+            sa.text("SELECT sentiment, topic FROM news_tags WHERE item_id = :i"), {"i": known.id}
+        )
+        rows = conn.execute(sa.text("SELECT analyst, new_sentiment, new_topic FROM feedback")).all()
+    assert stored.one() == ("negative", "Legal | Regulation")
+    assert [tuple(r) for r in rows] == [("Ana Analyst", "positive", "Earnings")]
+    engine.dispose()

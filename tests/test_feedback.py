@@ -108,3 +108,20 @@ def test_feedback_trains_only_and_weighs_more(tmp_path: Path) -> None:
         ("Zyqo orders collapse", "negative", 4.0), ("Quorvex gains", "positive", 4.0)]  # fmt: skip
     assert not any(e.source == "feedback-sentiment" for e in val) and val
     assert [s.licence for s in sources if s.name == "feedback-sentiment"] == ["analyst feedback"]
+
+
+def test_a_fine_tune_that_ties_its_warm_start_keeps_the_trained_weights() -> None:
+    """A warm start is evaluated at step 0; when validation cannot tell it from later steps (a saturated
+    validation set: corrections are never in it), the later weights are kept, so a fine-tune on analysts'
+    corrections is not silently thrown away. A better score still wins whatever its step."""
+    from training.loop import keep_best
+
+    kept: list[tuple[float, int, str]] = []
+    for entry in [(1.0, 0, "warm start"), (1.0, 7, "step 7"), (1.0, 14, "step 14")]:
+        keep_best(kept, entry, 1)
+    assert kept == [(1.0, 14, "step 14")]
+    keep_best(kept, (0.9, 21, "worse"), 1)
+    assert kept == [(1.0, 14, "step 14")]
+    keep_best(kept, (0.95, 0, "a"), 3)
+    keep_best(kept, (1.0, 28, "b"), 3)
+    assert [k[2] for k in kept] == ["b", "step 14", "a"]

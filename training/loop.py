@@ -222,8 +222,12 @@ def select_weights(
     state: TrainState,
     kept: list[tuple[float, int, dict[str, torch.Tensor]]],
 ) -> dict[str, torch.Tensor]:
-    """The best evaluation's weights, or the average of the kept best ones when that validates higher."""
-    best = max(kept, key=lambda k: k[0])
+    """The best evaluation's weights, or the average of the kept best ones when that validates higher.
+
+    Of evaluations with the same score the latest wins: a warm start (``init_from``) is evaluated at step 0,
+    and on a validation set it already saturates, picking that first evaluation would save the starting
+    weights unchanged and silently drop what the run added (a fine-tune on analysts' corrections)."""
+    best = max(kept, key=lambda k: (k[0], k[1]))
     if len(kept) < 2:
         return best[2]
     averaged = average_state([k[2] for k in kept])
@@ -279,15 +283,24 @@ def _evaluate(
         }
     )
     log.info("step %d: val %s", state.step, state.history[-1])
-    kept.append((value, state.step, trained_state(net)))
-    kept.sort(key=lambda k: -k[0])
-    del kept[max(1, config.average_last) :]
-    if value > state.best_score:
-        state.best_score, state.best_step, state.bad_evals = value, state.step, 0
+    keep_best(kept, (value, state.step, trained_state(net)), config.average_last)
+    improved = value > state.best_score
+    if value >= state.best_score:
+        state.best_score, state.best_step = value, state.step
+    if improved:
+        state.bad_evals = 0
     else:
         state.bad_evals += 1
         if state.bad_evals >= config.patience:
             state.stopped = f"early stopping: no improvement in {config.patience} evaluations"
+
+
+def keep_best(kept: list[tuple[float, int, Any]], entry: tuple[float, int, Any], n: int) -> None:
+    """Add ``entry`` (score, step, weights) to ``kept`` and keep the best ``n`` (at least 1), best first; of
+    equal scores the later step ranks first (see ``select_weights``)."""
+    kept.append(entry)
+    kept.sort(key=lambda k: (-k[0], -k[1]))
+    del kept[max(1, n) :]
 
 
 def _checkpoint(
