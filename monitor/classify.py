@@ -15,7 +15,8 @@ The fast path (setting ``compile``; monitor/fast.py) runs the network through ``
 per static shape bucket (batches are padded up to a few fixed sizes, so nothing recompiles mid-stream), with
 inductor's caches on disk under the model cache dir so compilation is paid once per machine. ``auto`` uses it
 in every command where a compiler exists (CUDA, or a C++ compiler for CPU code): the worker compiles its
-buckets at start, one-shot commands compile a bucket once enough texts need it. If compiling fails, the
+full-batch buckets at start and the others when first needed; one-shot commands compile a bucket once enough
+texts need it to repay the compile (or the cache load). If compiling fails, the
 classifier logs why and runs eagerly (the reference path).
 
 dtype ``auto`` chooses bf16 on CUDA (if supported) and on CPUs with native bf16 (AVX512-BF16 or AMX);
@@ -111,7 +112,7 @@ def compile_wanted(setting: str, device: str, long_running: bool) -> bool:
     return device.startswith("cuda") or shutil.which(os.environ.get("CXX", "g++")) is not None
 
 
-HOT_ROWS = 128  # compile=auto in a one-shot command: a shape bucket compiles once this many texts need it
+HOT_ROWS = 2048  # compile=auto in a one-shot command: a shape bucket compiles once this many texts need it
 
 
 def hot_rows(setting: str, long_running: bool) -> int:
@@ -161,6 +162,12 @@ class TorchClassifier:
         self.device = resolve_device(settings.device)
         self.bf16 = use_bf16(settings.dtype, self.device)
         self.net = net.to(self.device).eval()
+        if self.bf16:
+            from monitor.fast import store_linear_weights_in_bf16
+
+            store_linear_weights_in_bf16(
+                self.net
+            )  # what autocast would cast them to, once instead of per batch
         self.tokenizer = tokenizer
         self.spec = spec
         self.max_length = (
@@ -174,18 +181,25 @@ class TorchClassifier:
             self._compile(settings, long_running)
 
     def _compile(self, settings: ModelSettings, long_running: bool) -> None:
-        """Bucketed torch.compile (monitor/fast.py); the worker warms every bucket now. On failure stay eager."""
+        """Bucketed torch.compile (monitor/fast.py), warmed up for the worker and ``on``; on failure stay eager."""
         from monitor.fast import BucketedNetwork, use_persistent_cache
 
         cache = use_persistent_cache(settings.cache_dir)
         fast = BucketedNetwork(
-            self.net, self.batch_size, self.max_length, hot_rows(settings.compile, long_running)
+            self.net,
+            self.batch_size,
+            self.max_length,
+            hot_rows(settings.compile, long_running),
+            cuda_graphs=self.device.startswith("cuda"),
         )
         self.forward, self.compiled = fast, True
         if not (long_running or settings.compile == "on"):
             return  # compiled lazily, bucket by bucket; a failure then falls back the same way
         started = time.perf_counter()
-        shapes = fast.all_shapes() if long_running else fast.all_shapes()[:1]
+        # The worker: every full-batch bucket now (the busy stream's shapes), smaller ones when first needed.
+        shapes = (
+            [s for s in fast.all_shapes() if s[0] == fast.rows[-1]] if long_running else fast.all_shapes()[:1]
+        )
         log.info("compiling the classifier for %d shape(s) (cache %s)", len(shapes), cache)
         if not fast.warm(shapes, self.device, self.bf16):
             self.forward, self.compiled = self.net, False
@@ -291,7 +305,7 @@ def load_model_dir(model_dir: Path, settings: ModelSettings) -> tuple[nn.Module,
 def load_classifier(model: ModelSettings, long_running: bool = False) -> Classifier:
     """The classifier ``model.path`` names: a model directory, "tiny-random" or "noop".
 
-    ``long_running`` (the worker): ``compile="auto"`` compiles every shape bucket at load, not lazily.
+    ``long_running`` (the worker): ``compile="auto"`` compiles the full-batch buckets at load.
     """
     if model.path == "noop":
         return NoopClassifier()
