@@ -180,6 +180,7 @@ def main() -> None:
         started = time.perf_counter()
         fast.predict(headlines)  # compiles (or loads from the cache) every bucket these headlines need
         first_pass_s = time.perf_counter() - started
+        print(f"fast path first pass {first_pass_s:.0f} s (load {_load()})", flush=True)
         if fast.fast:
             paths["fast"] = fast.predict
     for name, fn in paths.items():  # warm-up (kernel selection)
@@ -187,9 +188,11 @@ def main() -> None:
 
     # Interleaved rounds: a busy neighbour on a shared machine slows all paths of a round alike.
     rates: dict[str, list[float]] = {name: [] for name in paths}
-    for _ in range(args.rounds):
+    for i in range(args.rounds):
         for name, fn in paths.items():
             rates[name].append(timed_rate(fn, subset if name == "naive" else headlines, eager.device))
+        line = ", ".join(f"{name} {r[-1]:.1f}" for name, r in rates.items())
+        print(f"round {i + 1}: {line} headlines/s (load {_load()})", flush=True)
     rate = {name: statistics.median(r) for name, r in rates.items()}
     if args.cli:
         rate["classify_cli"] = cli_rate(headlines, args)
