@@ -121,8 +121,9 @@ class BucketedNetwork:
 
         self.net = net
         self.rows, self.cols = row_buckets(batch_size), token_buckets(max_length)
-        # Each bucket is one cache entry of the same frame: allow all of them, and never more.
-        dynamo.recompile_limit = max(dynamo.recompile_limit, len(self.rows) * len(self.cols))
+        # Each bucket is one cache entry of the network's forward frame, which every network of this class in
+        # the process shares: each BucketedNetwork adds room for all of its buckets.
+        dynamo.recompile_limit += len(self.rows) * len(self.cols)
         # On CUDA, "reduce-overhead" replays each bucket as a CUDA graph (no per-kernel launch cost).
         self.compiled: Any = torch.compile(
             net, dynamic=False, mode="reduce-overhead" if cuda_graphs else None
