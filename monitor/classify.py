@@ -8,11 +8,13 @@ and ``"noop"`` are the test doubles of monitor/testing.py, imported only when as
 padding wastes little), truncates to ``max_length`` tokens, runs under ``torch.inference_mode`` with bf16
 autocast when enabled, and puts the answers back in input order. LoRA weights are merged at load.
 
-``torch.compile`` (setting ``compile``; ``auto`` = long-running processes only) fuses the elementwise work
-around the matrix multiplies (RMSNorm, rotary, SiLU, dtype casts). It compiles one graph with dynamic batch
-and sequence sizes at load time (one warm-up, then cached by inductor); batches are
-padded to at least 2 x 2 so sizes 0/1, which dynamo specialises, never trigger a recompile mid-stream. If
-compiling fails (no C++ compiler, no triton), the classifier logs why and runs eagerly.
+The fast path (setting ``compile``; monitor/fast.py) runs the network through ``torch.compile``d graphs, one
+per static shape bucket (batches are padded up to a few fixed sizes, so nothing recompiles mid-stream), with
+inductor's caches on disk under the model cache dir so compilation is paid once per machine. ``auto`` uses it
+in every command where a compiler exists (CUDA, or a C++ compiler for CPU code): the worker compiles its
+full-batch buckets at start and the others when first needed; one-shot commands compile a bucket once enough
+texts need it to repay the compile (or the cache load). If compiling fails, the
+classifier logs why and runs eagerly (the reference path).
 
 dtype ``auto`` chooses bf16 on CUDA (if supported) and on CPUs with native bf16 (AVX512-BF16 or AMX);
 otherwise fp32, because emulated bf16 on an AVX2-only CPU is slower than fp32.
@@ -86,28 +88,20 @@ def use_bf16(dtype: str, device: str) -> bool:
 
 
 def compile_wanted(setting: str, device: str, long_running: bool) -> bool:
-    """``auto``: compile only where it pays (a long-running process) and can work (CUDA, or a C++ compiler)."""
+    """``auto``: compile where it can work (CUDA, or a C++ compiler); the cache makes it pay for short jobs too.
+
+    ``long_running`` only decides *when* (see ``hot_rows``), not whether."""
     if setting != "auto":
         return setting == "on"
-    if not long_running:
-        return False
     return device.startswith("cuda") or shutil.which(os.environ.get("CXX", "g++")) is not None
 
 
-def pad_min_2x2(x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Grow a (B, T) batch to at least 2 x 2: an extra pad column (mask 0) and/or a copy of row 0.
+HOT_ROWS = 2048  # compile=auto in a one-shot command: a shape bucket compiles once this many texts need it
 
-    Neither changes the real rows' outputs (right padding, causal attention, masked pooling); the caller keeps
-    the first B rows. Compiled graphs then never see a size-1 dimension (dynamo specialises 0 and 1).
-    """
-    import torch
 
-    if x.shape[1] < 2:
-        x = torch.cat([x, torch.zeros_like(x[:, :1])], dim=1)
-        mask = torch.cat([mask, torch.zeros_like(mask[:, :1])], dim=1)
-    if x.shape[0] < 2:
-        x, mask = torch.cat([x, x[:1]]), torch.cat([mask, mask[:1]])
-    return x, mask
+def hot_rows(setting: str, long_running: bool) -> int:
+    """Texts a bucket runs eagerly before it is compiled: none for ``on`` and the worker, else ``HOT_ROWS``."""
+    return 0 if setting == "on" or long_running else HOT_ROWS
 
 
 def tags_from_logits(
@@ -143,6 +137,7 @@ class TorchClassifier:
         settings: ModelSettings,
         version: str,
         compile_net: bool = False,
+        long_running: bool = False,
     ) -> None:
         import torch
 
@@ -151,6 +146,12 @@ class TorchClassifier:
         self.device = resolve_device(settings.device)
         self.bf16 = use_bf16(settings.dtype, self.device)
         self.net = net.to(self.device).eval()
+        if self.bf16:
+            from monitor.fast import store_linear_weights_in_bf16
+
+            store_linear_weights_in_bf16(
+                self.net
+            )  # what autocast would cast them to, once instead of per batch
         self.tokenizer = tokenizer
         self.spec = spec
         self.max_length = (
@@ -161,25 +162,38 @@ class TorchClassifier:
         self.forward: Any = self.net
         self.compiled = False
         if compile_net:
-            self._compile()
+            self._compile(settings, long_running)
 
-    def _compile(self) -> None:
-        """torch.compile the network and warm it up on a few shapes; on any failure stay eager."""
-        import torch
+    def _compile(self, settings: ModelSettings, long_running: bool) -> None:
+        """Bucketed torch.compile (monitor/fast.py), warmed up for the worker and ``on``; on failure stay eager."""
+        from monitor.fast import BucketedNetwork, use_persistent_cache
 
+        cache = use_persistent_cache(settings.cache_dir)
+        fast = BucketedNetwork(
+            self.net,
+            self.batch_size,
+            self.max_length,
+            hot_rows(settings.compile, long_running),
+            cuda_graphs=self.device.startswith("cuda"),
+        )
+        self.forward, self.compiled = fast, True
+        if not (long_running or settings.compile == "on"):
+            return  # compiled lazily, bucket by bucket; a failure then falls back the same way
         started = time.perf_counter()
-        log.info("compiling the classifier (torch.compile, dynamic shapes; once per process)")
-        self.forward, self.compiled = torch.compile(self.net, dynamic=True), True
-        try:
-            self.logits(["warm up", "compile the network for dynamic shapes", "x"])
-            self.logits(
-                ["a somewhat longer text so the second shape differs from the first one", "b", "c", "d"]
-            )
-        except Exception as exc:  # noqa: BLE001 - inductor/triton/compiler errors are many; eager always works
-            log.warning("torch.compile failed (%s: %s); running eagerly", type(exc).__name__, str(exc)[:300])
+        # The worker: every full-batch bucket now (the busy stream's shapes), smaller ones when first needed.
+        shapes = (
+            [s for s in fast.all_shapes() if s[0] == fast.rows[-1]] if long_running else fast.all_shapes()[:1]
+        )
+        log.info("compiling the classifier for %d shape(s) (cache %s)", len(shapes), cache)
+        if not fast.warm(shapes, self.device, self.bf16):
             self.forward, self.compiled = self.net, False
             return
         log.info("classifier compiled in %.0f s", time.perf_counter() - started)
+
+    @property
+    def fast(self) -> bool:
+        """True while inference runs compiled graphs (False after a fallback to eager)."""
+        return self.compiled and getattr(self.forward, "failed", None) is None
 
     def logits(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """(N, n_topics), (N, n_sentiments) fp32 logits in input order."""
@@ -194,8 +208,6 @@ class TorchClassifier:
             for start in range(0, len(order), self.batch_size):
                 chunk = order[start : start + self.batch_size]
                 x, mask = pad_batch([ids[i] for i in chunk], self.tokenizer.pad_token_id)
-                if self.compiled:
-                    x, mask = pad_min_2x2(x, mask)
                 t, s = self.forward(x.to(self.device), mask.to(self.device))
                 topic[chunk] = t[: len(chunk)].float().cpu()
                 sent[chunk] = s[: len(chunk)].float().cpu()
@@ -232,7 +244,7 @@ def load_model_dir(model_dir: Path, settings: ModelSettings) -> tuple[nn.Module,
 def load_classifier(model: ModelSettings, long_running: bool = False) -> Classifier:
     """The classifier ``model.kind`` names: the trained model directory ``model.path``, or a test double.
 
-    ``long_running`` (the worker) lets ``compile="auto"`` compile a model directory's network.
+    ``long_running`` (the worker): ``compile="auto"`` compiles the full-batch buckets at load.
     """
     if model.kind != "trained":
         log.warning("model kind %s: a test double (monitor/testing.py), not a trained model", model.kind)
@@ -243,16 +255,15 @@ def load_classifier(model: ModelSettings, long_running: bool = False) -> Classif
     if model.kind == "tiny-random":
         from monitor.testing import tiny_random_parts
 
-        # Never long-running: "auto" does not compile the test model (not worth the minutes), "on" does.
-        wanted = compile_wanted(model.compile, resolve_device(model.device), long_running=False)
+        # "auto" never compiles the test model (not worth the minutes), "on" does.
         net, tokenizer, spec, version = tiny_random_parts()
-        return TorchClassifier(net, tokenizer, spec, model, version, wanted)
+        return TorchClassifier(net, tokenizer, spec, model, version, model.compile == "on")
     model_dir = Path(model.path).expanduser()
     if not model_dir.is_dir():
         raise ModelError(f"model directory {model_dir} does not exist (train one with `finpulse train`)")
     net, tokenizer, spec, version = load_model_dir(model_dir, model)
     wanted = compile_wanted(model.compile, resolve_device(model.device), long_running)
-    return TorchClassifier(net, tokenizer, spec, model, version, wanted)
+    return TorchClassifier(net, tokenizer, spec, model, version, wanted, long_running)
 
 
 __all__ = ["Classifier", "TorchClassifier", "load_classifier", "tags_from_logits"]

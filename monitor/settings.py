@@ -113,8 +113,9 @@ class ModelSettings(_Section):
     max_length: int = Field(default=64, ge=1)
     batch_size: int = Field(default=64, ge=1, le=4096)
     threads: int = Field(default=0, ge=0)  # 0 = torch default
-    # torch.compile the network: auto = in long-running processes (the worker) when a compiler is available
-    # (CUDA, or a C++ compiler for CPU code), off for one-shot commands (classify, evaluate).
+    # torch.compile the network (monitor/fast.py: static shape buckets, inductor cache under cache_dir): auto = in
+    # every command when a compiler is available (CUDA, or a C++ compiler for CPU code); the worker compiles at
+    # start, one-shot commands (classify, evaluate) a shape bucket once enough texts need it.
     compile: Literal["auto", "on", "off"] = "auto"
 
 
