@@ -37,14 +37,19 @@ class Progress:
         self._last_ok = 0.0
         self._last_write = 0.0
         self._error: str | None = None
+        self._state: str | None = None  # the state last written
 
     def _now(self) -> float:
         return float(self._clock())  # type: ignore[operator]
 
     def ok(self, state: str = "ok") -> None:
+        """Mark progress. Repeated marks are written at most once a second; a change of state (the first
+        progress after a fault, e.g. after "starting") is written at once, or the file would show the fault
+        until the next cycle (for ingest, a whole poll interval)."""
         now = self._now()
+        changed = self._error is not None or state != self._state
         self._last_ok, self._error = now, None
-        if now - self._last_write >= 1.0:
+        if changed or now - self._last_write >= 1.0:
             self._write(state)
 
     def fault(self, error: str) -> None:
@@ -56,6 +61,7 @@ class Progress:
         if self.path is None:
             return
         self._last_write = self._now()
+        self._state = state
         body = {
             "last_progress": self._last_ok,
             "state": state,

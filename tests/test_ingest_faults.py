@@ -193,3 +193,18 @@ def test_replay_reads_epoch_seconds_and_skips_only_malformed_lines(tmp_path: Pat
     items, errors = load_items(csv, ColumnMap())
     assert [i.title for i in items] == ["First", "Third"]
     assert len(errors) == 1 and "malformed CSV line" in errors[0]
+
+
+def test_the_first_progress_after_a_fault_is_written_at_once(tmp_path: Path) -> None:
+    """`finpulse ingest rss` marks "starting" and, often within the same second, its first good cycle: the
+    file must say healthy then, not a poll interval later (repeated marks stay rate-limited)."""
+    now = [1_000.0]
+    progress = Progress(tmp_path, "ingest", clock=lambda: now[0])
+    progress.fault("starting: connecting to Kafka")
+    now[0] += 0.2
+    progress.ok()
+    assert judge(tmp_path / "ingest.json", 60, now[0]).healthy
+    written = (tmp_path / "ingest.json").read_text()
+    now[0] += 0.3
+    progress.ok()  # a repeat within the second: not rewritten
+    assert (tmp_path / "ingest.json").read_text() == written
