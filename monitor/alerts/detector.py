@@ -234,10 +234,13 @@ def tail_probability(x: np.ndarray, mean: np.ndarray, var: np.ndarray) -> np.nda
     return stats.nbinom.sf(np.asarray(x) - 1, r, mean / var)
 
 
+HIGH_EVIDENCE = 2.0  # log10 past the threshold: a "high" alert (100x), critical at twice that (10,000x)
+
+
 def severity_of(evidence: float) -> Severity:
-    if evidence >= 4:
+    if evidence >= 2 * HIGH_EVIDENCE:
         return "critical"
-    if evidence >= 2:
+    if evidence >= HIGH_EVIDENCE:
         return "high"
     return "warning"
 

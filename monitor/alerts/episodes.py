@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from monitor.alerts.detector import (
+    HIGH_EVIDENCE,
     DetectorParams,
     KeyCounts,
     KeyState,
@@ -27,9 +28,9 @@ from monitor.alerts.detector import (
 from monitor.alerts.params import KIND_SHARE
 
 MIN_REFERENCES = 3  # reference windows a key without a parent needs before it can alert
-# Inside an episode opened by an alert under this evidence (log10; 2 = the "high" severity), a burst on a
-# shorter scale at or above it alerts as a new story: a sudden crisis after a slow, marginal episode.
-NEW_STORY_EVIDENCE = 2.0
+# Inside an episode opened by an alert under the "high" severity's evidence, a burst on a shorter scale at or
+# above it alerts as a new story: a sudden crisis after a slow, marginal episode.
+NEW_STORY_EVIDENCE = HIGH_EVIDENCE
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,16 +151,16 @@ def scan_key(
     kind_share: float = KIND_SHARE["overall"],
 ) -> tuple[list[Spike], KeyState]:
     """Run the episode state machine over the key's candidate buckets in ``[begin, end)``."""
+    state = state or KeyState()
     t = candidates(kc, begin, end)
     if not len(t):
-        return [], state or KeyState()
+        return [], state
     sc = score_key(kc, t, params, history_start, parent, needs_sources, kind_share)
     per_day = params.buckets_per_day
     cooldown = math.ceil(params.cooldown_minutes * 60 / params.bucket_seconds)
     calm_buckets = math.ceil(params.calm_minutes * 60 / params.bucket_seconds)
     rearm, warm = params.rearm_days * per_day, history_start + params.min_history_days * per_day
     exit_level = -math.log10(params.exit_factor)
-    state = state or KeyState()
     in_ep, last, scale, opened = (
         state.in_episode,
         state.last_alert,
@@ -233,9 +234,8 @@ def scan_keys(
         begin, state = (resume or {}).get(key, (history_start, KeyState()))
         parent = counts.get(parents.get(key))
         sources = getattr(key, "kind", "") in with_sources
-        share = KIND_SHARE.get(
-            getattr(key, "kind", "overall"), KIND_SHARE["ticker"]
-        )  # unknown kinds: entities
+        kind = getattr(key, "kind", "overall")
+        share = KIND_SHARE.get(kind, KIND_SHARE["ticker"])  # a kind without a share of its own: as entities
         spikes, _ = scan_key(kc, params, history_start, begin, end, state, parent, sources, share)
         out.extend((key, s) for s in spikes)
     return sorted(out, key=lambda ks: (ks[1].bucket, str(ks[0])))

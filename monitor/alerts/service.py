@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 
 from sqlalchemy.engine import Engine
@@ -29,21 +29,11 @@ log = logging.getLogger(__name__)
 
 
 def params_from_settings(s: AlertSettings) -> DetectorParams:
-    return DetectorParams(
-        bucket_seconds=s.bucket_seconds,
-        windows_minutes=tuple(s.windows_minutes),
-        baseline_days=s.baseline_days,
-        false_alerts_per_month=s.false_alerts_per_month,
-        exit_factor=s.exit_factor,
-        calm_minutes=s.calm_minutes,
-        min_count=s.min_count,
-        single_source_factor=s.single_source_factor,
-        prior_weight=s.prior_weight,
-        cooldown_minutes=s.cooldown_minutes,
-        rearm_days=s.rearm_days,
-        min_history_days=s.min_history_days,
-        term_keys=s.term_keys,
-    )
+    """Every detector parameter that ``AlertSettings`` exposes (same name), the rest at its default."""
+    given = {
+        f.name: getattr(s, f.name) for f in fields(DetectorParams) if f.name in AlertSettings.model_fields
+    }
+    return DetectorParams(**{**given, "windows_minutes": tuple(s.windows_minutes)})
 
 
 @dataclass(frozen=True, slots=True)
